@@ -1,0 +1,227 @@
+"""Experimental blocks, model ensembles, and ``attempt_load``: weights files -> ready models.
+
+``attempt_load`` reads official ultralytics ``.pt`` files (whole pickled models) and our own checkpoints (plain
+data) through utils.checkpoint, which never executes pickled code; the network itself is always rebuilt from its
+YAML by our own builder and the weights are copied in with their names and shapes checked.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from utils.backend import from_numpy, nn, to_numpy, torch
+from utils.log import LOGGER
+
+
+class Sum(nn.Module):
+    """Weighted (learned, sigmoid * 2) or plain sum of n inputs (https://arxiv.org/abs/1911.09070)."""
+
+    def __init__(self, n, weight=False):
+        super().__init__()
+        self.weight = weight
+        self.iter = range(n - 1)
+        if weight:
+            self.w = nn.Parameter(-torch.arange(1.0, n) / 2, requires_grad=True)
+
+    def forward(self, x):
+        y = x[0]
+        w = torch.sigmoid(self.w) * 2 if self.weight else None
+        for i in self.iter:
+            y = y + (x[i + 1] * w[i] if self.weight else x[i + 1])
+        return y
+
+
+class MixConv2d(nn.Module):
+    """Mixed depth-wise convolution (https://arxiv.org/abs/1907.09595): channel groups with kernels k."""
+
+    def __init__(self, c1, c2, k=(1, 3), s=1, equal_ch=True):
+        super().__init__()
+        n = len(k)
+        if equal_ch:  # equal channels per group
+            idx = np.floor(np.linspace(0, n - 1e-6, c2))
+            c_ = [int((idx == g).sum()) for g in range(n)]
+        else:  # equal weights per group
+            b = [c2] + [0] * n
+            a = np.eye(n + 1, n, k=-1)
+            a -= np.roll(a, 1, axis=1)
+            a *= np.array(k) ** 2
+            a[0] = 1
+            c_ = [int(v) for v in np.linalg.lstsq(a, b, rcond=None)[0].round()]
+        self.m = nn.ModuleList([nn.Conv2d(c1, ci, ki, s, ki // 2, groups=math.gcd(c1, ci), bias=False)
+                                for ki, ci in zip(k, c_)])
+        self.bn = nn.BatchNorm2d(c2)
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        return self.act(self.bn(torch.cat([m(x) for m in self.m], 1)))
+
+
+class Ensemble(nn.ModuleList):
+    """Several models whose decoded outputs are concatenated (NMS then merges them)."""
+
+    def forward(self, x, augment=False, profile=False, visualize=False):
+        y = [module(x, augment, profile, visualize)[0] for module in self]
+        return torch.cat(y, 1), None
+
+
+# ------------------------------------------------------------------------------------------------- checkpoint -> model
+class WeightsError(ValueError):
+    """Weights that do not fit the model they describe; the message names the file and the tensors."""
+
+
+def load_state_dict(model, state, source="weights"):
+    """Copy a name -> numpy array mapping into ``model``, refusing missing, unexpected or mis-shaped tensors."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    bad = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+           for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad:
+        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                 f"{len(bad)} with wrong shapes (e.g. {bad[:3]})" if bad else ""]
+        raise WeightsError(f"{source}: weights do not fit the model: {'; '.join(p for p in parts if p)}")
+    converted = {}
+    for k, v in own.items():
+        a = np.asarray(state[k])
+        converted[k] = from_numpy(a.astype(np.float32) if a.dtype.kind == "f" else a.astype(np.int64), dtype=v.dtype)
+    model.load_state_dict(converted)
+    return model
+
+
+def model_to_dict(model, half=False):
+    """Our checkpoint form of a model: its YAML, names, stride and a numpy state_dict (plain data only)."""
+    from models.yolo import ClassificationModel, SegmentationModel  # noqa: PLC0415
+    task = ("classify" if isinstance(model, ClassificationModel) else
+            "segment" if isinstance(model, SegmentationModel) else "detect")
+    sd = {}
+    for k, v in model.state_dict().items():
+        a = to_numpy(v)
+        sd[k] = a.astype(np.float16) if half and a.dtype == np.float32 else a
+    return {"task": task, "yaml": model.yaml, "yaml_file": getattr(model, "yaml_file", None),
+            "names": dict(model.names), "nc": int(len(model.names)),
+            "stride": [float(s) for s in to_numpy(model.stride).ravel()], "state_dict": sd}
+
+
+def _names_dict(names, nc):
+    if isinstance(names, dict):
+        return {int(k): str(v) for k, v in names.items()}
+    if isinstance(names, (list, tuple)):
+        return dict(enumerate(str(n) for n in names))
+    return {i: f"class{i}" for i in range(nc)}
+
+
+def _cls_yaml_from_state(state):
+    """Detection YAML + cutoff for an official -cls file, which stores no YAML: widths and depths read off shapes."""
+    from models.yolo import load_model_yaml  # noqa: PLC0415
+    from utils.files import ROOT  # noqa: PLC0415
+    c0 = state["model.0.conv.weight"].shape[0]
+    gw = c0 / 64
+    n2 = len({k.split(".")[3] for k in state if k.startswith("model.2.m.")})
+    gd = {1: 0.33, 2: 0.67, 3: 1.0, 4: 1.33}.get(n2, n2 / 3)
+    cutoff = 1 + max(int(k.split(".")[1]) for k in state)
+    y = load_model_yaml(ROOT / "models" / "yolov5s.yaml")
+    y.update(depth_multiple=gd, width_multiple=gw, cutoff=cutoff, cls_nc=int(state[f"model.{cutoff - 1}.linear.weight"].shape[0]))
+    return y
+
+
+def build_from_record(yaml_dict, task, state, source):
+    """Build our model for ``task`` from its YAML and load ``state`` into it."""
+    from models.yolo import ClassificationModel, DetectionModel, SegmentationModel  # noqa: PLC0415
+    yaml_dict = dict(yaml_dict)
+    with _quiet():
+        if task == "classify":
+            base = {k: v for k, v in yaml_dict.items() if k not in ("cutoff", "cls_nc")}
+            model = ClassificationModel(model=DetectionModel(base), nc=yaml_dict["cls_nc"], cutoff=yaml_dict["cutoff"])
+        else:
+            model = (SegmentationModel if task == "segment" else DetectionModel)(yaml_dict)
+    return load_state_dict(model, state, source)
+
+
+class _quiet:
+    """Silence the layer table while a model is rebuilt from a checkpoint (ultralytics unpickles silently)."""
+
+    def __enter__(self):
+        self.level = LOGGER.level
+        LOGGER.setLevel(40)
+
+    def __exit__(self, *exc):
+        LOGGER.setLevel(self.level)
+
+
+TASKS = {"DetectionModel": "detect", "Model": "detect", "SegmentationModel": "segment",
+         "ClassificationModel": "classify"}
+
+
+def load_checkpoint_model(path):
+    """Read ``path`` (official ultralytics .pt or ours) and return (model in float32 eval mode, checkpoint dict)."""
+    from utils import checkpoint  # noqa: PLC0415
+    ckpt = checkpoint.read(path)
+    if not isinstance(ckpt, dict) or not (ckpt.get("ema") is not None or ckpt.get("model") is not None):
+        raise checkpoint.CheckpointError(f"{path}: not a YOLOv5 checkpoint (no 'model' or 'ema' entry)")
+    rec = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt["model"]
+    if isinstance(rec, checkpoint.ModuleRecord):  # official: a pickled module, as data
+        task = TASKS.get(rec.name)
+        if task is None:
+            raise checkpoint.CheckpointError(f"{path}: holds a {rec.cls}, not a YOLOv5 model")
+        state = rec.state_dict()
+        y = rec.get("yaml") or (_cls_yaml_from_state(state) if task == "classify" else None)
+        if not y:
+            raise checkpoint.CheckpointError(f"{path}: the pickled {rec.name} carries no 'yaml' to rebuild it from")
+        model = build_from_record(y, task, state, path)
+        names, yaml_file = rec.get("names"), rec.get("yaml_file")
+    elif isinstance(rec, dict) and "state_dict" in rec:  # ours
+        model = build_from_record(rec["yaml"], rec.get("task", "detect"), rec["state_dict"], path)
+        names, yaml_file = rec.get("names"), rec.get("yaml_file")
+    else:
+        raise checkpoint.CheckpointError(f"{path}: unrecognised 'model' entry of type {type(rec).__name__}")
+    model.names = _names_dict(names, len(model.names))
+    model.nc = len(model.names)
+    if yaml_file:
+        model.yaml_file = str(yaml_file)
+    return model.float().eval(), ckpt
+
+
+def attempt_load(weights, device=None, inplace=True, fuse=True):
+    """Load one model, or an Ensemble of several, from weights file(s), in eval mode (fused by default).
+
+    Args:
+        weights: a path or a list of paths (official ultralytics .pt, or checkpoints written by train.py).
+        device: device to move the model(s) to.
+        inplace: Detect in-place decoding flag (kept for API compatibility).
+        fuse: fold BatchNorm into convolutions.
+    """
+    from models.yolo import Detect  # noqa: PLC0415
+    from utils.downloads import attempt_download  # noqa: PLC0415
+    models = Ensemble()
+    for w in weights if isinstance(weights, (list, tuple)) else [weights]:
+        model, _ = load_checkpoint_model(attempt_download(w))
+        if not hasattr(model, "stride"):
+            model.stride = torch.tensor([32.0])
+        if fuse and hasattr(model, "fuse"):
+            with _quiet():
+                model.fuse()
+        model = model.eval()
+        for m in model.modules():
+            if isinstance(m, Detect):
+                m.inplace = inplace
+        models.append(model.to(device) if device is not None else model)
+    if len(models) == 1:
+        return models[-1]
+    LOGGER.info(f"Ensemble created with {[str(w) for w in weights]}\n")
+    for k in ("names", "nc", "yaml"):
+        setattr(models, k, getattr(models[0], k))
+    strides = [float(m.stride.max()) for m in models]
+    models.stride = models[int(np.argmax(strides))].stride
+    if not all(models[0].nc == m.nc for m in models):
+        raise WeightsError(f"Models have different class counts: {[m.nc for m in models]}")
+    return models
+
+
+def save_weights(path, model, half=True, **extra):
+    """Write ``model`` (and any plain-data ``extra`` entries) as our checkpoint at ``path``, atomically."""
+    from utils import checkpoint  # noqa: PLC0415
+    ckpt = {"model": model_to_dict(model, half=half), "ema": None, "epoch": -1, **extra}
+    checkpoint.write(ckpt, Path(path))
+    return path

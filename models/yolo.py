@@ -1,0 +1,512 @@
+"""YOLOv5 networks built from YAML: the Detect/Segment heads and Detection/Segmentation/Classification models.
+
+Usage:
+    python models/yolo.py --cfg yolov5s.yaml            # layer table and summary (parameters, GFLOPs)
+    python models/yolo.py --cfg yolov5s.yaml --test     # build and run every models/**/*.yaml
+    python models/yolo.py --cfg yolov5n.yaml --backend torch --profile
+
+Vocabulary: nc classes, na anchors per level, nl output levels, no outputs per anchor (nc + 5 [+ nm masks]).
+"""
+
+import argparse
+import ast
+import contextlib
+import math
+import re
+import sys
+from copy import deepcopy
+from pathlib import Path
+
+FILE = Path(__file__).resolve()
+if str(FILE.parents[1]) not in sys.path:
+    sys.path.append(str(FILE.parents[1]))  # run as a script: make the repository importable
+
+import yaml  # noqa: E402
+
+from models.common import (C3, C3SPP, C3TR, SPP, SPPF, Bottleneck, BottleneckCSP, C3Ghost, C3x, Classify,  # noqa: E402
+                           Concat, Contract, Conv, CrossConv, DWConv, DWConvTranspose2d, Expand, Focus, GhostBottleneck,
+                           GhostConv, Proto)
+from models.experimental import MixConv2d  # noqa: E402
+from utils.backend import meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
+from utils.files import check_yaml  # noqa: E402
+from utils.log import LOGGER  # noqa: E402
+from utils.torch_utils import fuse_conv_and_bn, initialize_weights, model_info, time_sync  # noqa: E402
+
+
+class ModelConfigError(ValueError):
+    """A model YAML that cannot be built; the message names the file, the layer and the problem."""
+
+
+# ------------------------------------------------------------------------------------------------------------- heads
+class Detect(nn.Module):
+    """Detection head: one 1x1 Conv2d per level to na * (nc + 5) channels, decoded to pixel xywh in eval mode.
+
+    ``anchors`` is a buffer of shape (nl, na, 2) in grid units (pixels / stride), as in official checkpoints.
+    """
+
+    stride = None  # (nl,) tensor, set by DetectionModel
+    dynamic = False  # rebuild grids on every call (ONNX export with dynamic shapes)
+    export = False  # return only the decoded tensor
+
+    def __init__(self, nc=80, anchors=(), ch=(), inplace=True):
+        super().__init__()
+        self.nc = nc
+        self.no = nc + 5
+        self.nl = len(anchors)
+        self.na = len(anchors[0]) // 2
+        self.grid = [torch.empty(0) for _ in range(self.nl)]
+        self.anchor_grid = [torch.empty(0) for _ in range(self.nl)]
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(self.nl, -1, 2))
+        self.m = nn.ModuleList(nn.Conv2d(x, self.no * self.na, 1) for x in ch)
+        self.inplace = inplace
+
+    def forward(self, x):
+        z = []
+        for i in range(self.nl):
+            x[i] = self.m[i](x[i])
+            bs, _, ny, nx = x[i].shape
+            x[i] = x[i].view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+            if not self.training:
+                z.append(self._decode(x[i], i).view(bs, self.na * nx * ny, self.no))
+        if self.training:
+            return x
+        return (torch.cat(z, 1),) if self.export else (torch.cat(z, 1), x)
+
+    def _decode(self, p, i):
+        """Raw level-i map (bs, na, ny, nx, no) -> pixel xywh, sigmoid objectness and class scores (+ raw masks)."""
+        ny, nx = p.shape[2:4]
+        if self.dynamic or self.grid[i].shape[2:4] != p.shape[2:4] or self.grid[i].device != p.device:
+            self.grid[i], self.anchor_grid[i] = self._make_grid(nx, ny, i)
+        stride = float(self.stride[i])
+        nm = self.no - self.nc - 5
+        if nm:  # Segment: mask coefficients stay raw
+            xy, wh, conf, mask = p.split((2, 2, self.nc + 1, nm), 4)
+            xy, wh, conf = xy.sigmoid(), wh.sigmoid(), conf.sigmoid()
+        else:
+            xy, wh, conf = p.sigmoid().split((2, 2, self.nc + 1), 4)
+        xy = (xy * 2 + self.grid[i]) * stride
+        wh = (wh * 2) ** 2 * self.anchor_grid[i]
+        return torch.cat((xy, wh, conf, mask) if nm else (xy, wh, conf), 4)
+
+    def _make_grid(self, nx=20, ny=20, i=0):
+        d, t = self.anchors.device, self.anchors.dtype
+        shape = (1, self.na, ny, nx, 2)
+        yv, xv = meshgrid_ij(torch.arange(ny, device=d, dtype=t), torch.arange(nx, device=d, dtype=t))
+        grid = torch.stack((xv, yv), 2).expand(shape) - 0.5  # cell offsets, so xy = 2*sigmoid - 0.5 + cell
+        anchor_grid = (self.anchors[i] * float(self.stride[i])).view((1, self.na, 1, 1, 2)).expand(shape)
+        return grid, anchor_grid
+
+
+class Segment(Detect):
+    """Instance-segmentation head: Detect with nm mask coefficients per anchor plus a Proto branch on level 0."""
+
+    def __init__(self, nc=80, anchors=(), nm=32, npr=256, ch=(), inplace=True):
+        super().__init__(nc, anchors, ch, inplace)
+        self.nm = nm
+        self.npr = npr
+        self.no = 5 + nc + self.nm
+        self.m = nn.ModuleList(nn.Conv2d(x, self.no * self.na, 1) for x in ch)
+        self.proto = Proto(ch[0], self.npr, self.nm)
+
+    def forward(self, x):
+        p = self.proto(x[0])
+        x = Detect.forward(self, x)
+        if self.training:
+            return x, p
+        return (x[0], p) if self.export else (x[0], p, x[1])
+
+
+# ------------------------------------------------------------------------------------------------------- YAML parsing
+MODULES = {  # YAML module name -> class; an explicit table instead of eval()
+    "Conv": Conv, "GhostConv": GhostConv, "Bottleneck": Bottleneck, "GhostBottleneck": GhostBottleneck, "SPP": SPP,
+    "SPPF": SPPF, "DWConv": DWConv, "MixConv2d": MixConv2d, "Focus": Focus, "CrossConv": CrossConv,
+    "BottleneckCSP": BottleneckCSP, "C3": C3, "C3TR": C3TR, "C3SPP": C3SPP, "C3Ghost": C3Ghost, "C3x": C3x,
+    "DWConvTranspose2d": DWConvTranspose2d, "Concat": Concat, "Contract": Contract, "Expand": Expand,
+    "Detect": Detect, "Segment": Segment, "Classify": Classify, "Proto": Proto,
+    "nn.Upsample": nn.Upsample, "nn.MaxPool2d": nn.MaxPool2d, "nn.ZeroPad2d": nn.ZeroPad2d,
+    "nn.BatchNorm2d": nn.BatchNorm2d, "nn.ConvTranspose2d": nn.ConvTranspose2d, "nn.Identity": nn.Identity,
+    "nn.Conv2d": nn.Conv2d,
+}
+CHANNEL_MODULES = {Conv, GhostConv, Bottleneck, GhostBottleneck, SPP, SPPF, DWConv, MixConv2d, Focus, CrossConv,
+                   BottleneckCSP, C3, C3TR, C3SPP, C3Ghost, nn.ConvTranspose2d, DWConvTranspose2d, C3x}
+REPEAT_MODULES = {BottleneckCSP, C3, C3TR, C3Ghost, C3x}  # take the repeat count as an argument
+ACTIVATIONS = ("SiLU", "ReLU", "ReLU6", "LeakyReLU", "Hardswish", "Sigmoid", "Tanh", "GELU", "ELU", "Mish", "Identity")
+
+
+def make_divisible(x, divisor):
+    """Smallest multiple of divisor >= x."""
+    return math.ceil(x / divisor) * divisor
+
+
+def parse_activation(text):
+    """'nn.LeakyReLU(0.1)' -> nn.LeakyReLU(0.1), with literal arguments only (no eval)."""
+    try:
+        call = ast.parse(str(text).strip(), mode="eval").body
+        name = ast.unparse(call.func) if isinstance(call, ast.Call) else None
+        cls = name.removeprefix("nn.") if name else None
+        if cls not in ACTIVATIONS or not hasattr(nn, cls):
+            raise ValueError(f"not one of nn.{', nn.'.join(ACTIVATIONS)}")
+        args = [ast.literal_eval(a) for a in call.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        return getattr(nn, cls)(*args, **kwargs)
+    except (SyntaxError, ValueError, TypeError) as e:
+        raise ModelConfigError(f"activation '{text}': {e}") from None
+
+
+@contextlib.contextmanager
+def default_activation(act):
+    """Use ``act`` as Conv's shared activation while one model is built (ultralytics sets it for good)."""
+    saved = Conv.default_act
+    Conv.default_act = act if act is not None else saved
+    try:
+        yield
+    finally:
+        Conv.default_act = saved
+
+
+def _resolve_arg(a, names):
+    """YAML strings that name something ('nc', 'anchors', 'None') become their values; other strings stay."""
+    return names[a] if isinstance(a, str) and a in names else a
+
+
+def _check_from(f, i, where):
+    refs = [f] if isinstance(f, int) else f
+    if not isinstance(refs, list) or not refs or not all(isinstance(x, int) for x in refs):
+        raise ModelConfigError(f"{where}: 'from' must be an int or a list of ints, got {f!r}")
+    for x in refs:
+        if x == -1 and i == 0:
+            continue
+        if not (-i <= x < i):
+            raise ModelConfigError(f"{where}: 'from' index {x} does not name an earlier layer (layer {i} may use "
+                                   f"0..{i - 1} or negative offsets down to -{i})")
+
+
+def parse_model(d, ch, source="model.yaml"):
+    """Build the layer Sequential from a model dict.
+
+    Args:
+        d: the YAML dict (nc, depth_multiple, width_multiple, anchors, backbone, head, optional activation).
+        ch: [input channels].
+        source: file name for error messages.
+    Returns:
+        (nn.Sequential of layers carrying .i .f .type .np, sorted list of layer indices whose outputs are kept)
+    """
+    for key in ("nc", "depth_multiple", "width_multiple", "backbone", "head"):
+        if key not in d:
+            raise ModelConfigError(f"{source}: missing key '{key}'")
+    anchors, nc, gd, gw = d.get("anchors", 3), d["nc"], d["depth_multiple"], d["width_multiple"]
+    act = parse_activation(d["activation"]) if d.get("activation") else None
+    na = (len(anchors[0]) // 2) if isinstance(anchors, list) else anchors
+    no = na * (nc + 5)
+    names = {"nc": nc, "anchors": anchors, "None": None, "True": True, "False": False}
+    LOGGER.info(f"\n{'':>3}{'from':>18}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}")
+    layers, save, c2 = [], [], ch[-1]
+    with default_activation(act):
+        for i, row in enumerate(d["backbone"] + d["head"]):
+            where = f"{source} layer {i}"
+            if not isinstance(row, (list, tuple)) or len(row) != 4:
+                raise ModelConfigError(f"{where}: expected [from, number, module, args], got {row!r}")
+            f, n, name, args = row
+            _check_from(f, i, where)
+            if name not in MODULES:
+                raise ModelConfigError(f"{where}: unknown module '{name}'; known: {', '.join(sorted(MODULES))}")
+            m = MODULES[name]
+            args = [_resolve_arg(a, names) for a in (args or [])]
+            n = n_ = max(round(n * gd), 1) if n > 1 else n
+            try:
+                if m in CHANNEL_MODULES:
+                    c1, c2 = ch[f], args[0]
+                    if c2 != no:
+                        c2 = make_divisible(c2 * gw, 8)
+                    args = [c1, c2, *args[1:]]
+                    if m in REPEAT_MODULES:
+                        args.insert(2, n)
+                        n = 1
+                elif m is nn.BatchNorm2d:
+                    args = [ch[f]]
+                elif m is Concat:
+                    c2 = sum(ch[x] for x in f)
+                elif m in (Detect, Segment):
+                    args.append([ch[x] for x in f])
+                    if isinstance(args[1], int):  # number of anchors: placeholders that AutoAnchor replaces
+                        args[1] = [list(range(args[1] * 2))] * len(f)
+                    if m is Segment:
+                        args[3] = make_divisible(args[3] * gw, 8)
+                elif m is Contract:
+                    c2 = ch[f] * args[0] ** 2
+                elif m is Expand:
+                    c2 = ch[f] // args[0] ** 2
+                else:
+                    c2 = ch[f]
+                m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)
+            except (TypeError, IndexError, ValueError, AssertionError) as e:
+                raise ModelConfigError(f"{where}: cannot build {name} with arguments {args}: {e}") from None
+            t = nn_module_path(m_) if n == 1 else nn_module_path(m_[0])
+            t = t.replace("__main__.", "")
+            np_ = sum(x.numel() for x in m_.parameters())
+            m_.i, m_.f, m_.type, m_.np = i, f, t, np_
+            LOGGER.info(f"{i:>3}{str(f):>18}{n_:>3}{np_:10.0f}  {t:<40}{str(args):<30}")
+            save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)
+            layers.append(m_)
+            if i == 0:
+                ch = []
+            ch.append(c2)
+    return nn.Sequential(*layers), sorted(save)
+
+
+# ------------------------------------------------------------------------------------------------------------ models
+class BaseModel(nn.Module):
+    """Runs the layer list, keeping the outputs that later layers read (``save``)."""
+
+    def forward(self, x, profile=False, visualize=False):
+        return self._forward_once(x, profile, visualize)
+
+    def _forward_once(self, x, profile=False, visualize=False):
+        y, dt = [], []
+        for m in self.model:
+            if m.f != -1:
+                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+            if profile:
+                self._profile_one_layer(m, x, dt)
+            x = m(x)
+            y.append(x if m.i in self.save else None)
+            if visualize:
+                from utils.plots import feature_visualization  # noqa: PLC0415 (plots pull in matplotlib)
+                feature_visualization(x, m.type, m.i, save_dir=visualize)
+        return x
+
+    def _profile_one_layer(self, m, x, dt):
+        from utils.torch_utils import count_flops  # noqa: PLC0415
+        last = m is self.model[-1]
+        inp = x.clone() if hasattr(x, "clone") else list(x)
+        flops = count_flops(m, inp) / 1e9 * 2 if not last else 0
+        t = time_sync()
+        for _ in range(10):
+            m(x.clone() if last and hasattr(x, "clone") else (list(x) if last else x))
+        dt.append((time_sync() - t) * 100)
+        if m is self.model[0]:
+            LOGGER.info(f"{'time (ms)':>10s} {'GFLOPs':>10s} {'params':>10s}  module")
+        LOGGER.info(f"{dt[-1]:10.2f} {flops:10.2f} {m.np:10.0f}  {m.type}")
+        if last:
+            LOGGER.info(f"{sum(dt):10.2f} {'-':>10s} {'-':>10s}  Total")
+
+    def fuse(self):
+        """Fold every Conv's BatchNorm into its conv (inference only); returns self."""
+        LOGGER.info("Fusing layers... ")
+        for m in self.model.modules():
+            if isinstance(m, (Conv, DWConv)) and hasattr(m, "bn"):
+                m.conv = fuse_conv_and_bn(m.conv, m.bn)
+                delattr(m, "bn")
+                m.forward = m.forward_fuse
+        self.info()
+        return self
+
+    def info(self, verbose=False, img_size=640):
+        return model_info(self, verbose, img_size)
+
+
+class DetectionModel(BaseModel):
+    """YOLOv5 detection model.
+
+    Args:
+        cfg: model YAML path (a short name like 'yolov5s.yaml' is looked up under models/) or an already-loaded dict.
+        ch: input channels (the YAML's ``ch`` wins if present).
+        nc: number of classes, overriding the YAML's.
+        anchors: number of anchors per level, overriding the YAML's anchor list.
+    """
+
+    def __init__(self, cfg="yolov5s.yaml", ch=3, nc=None, anchors=None):
+        super().__init__()
+        if isinstance(cfg, dict):
+            self.yaml = deepcopy(cfg)
+            source = self.yaml.get("yaml_file", "model dict")
+        else:
+            path = check_yaml(cfg)
+            self.yaml_file = Path(path).name
+            self.yaml = load_model_yaml(path)
+            source = path
+        ch = self.yaml["ch"] = self.yaml.get("ch", ch)
+        if nc and nc != self.yaml.get("nc"):
+            LOGGER.info(f"Overriding model.yaml nc={self.yaml.get('nc')} with nc={nc}")
+            self.yaml["nc"] = nc
+        if anchors:
+            LOGGER.info(f"Overriding model.yaml anchors with anchors={anchors}")
+            self.yaml["anchors"] = round(anchors)
+        self.model, self.save = parse_model(deepcopy(self.yaml), ch=[ch], source=str(source))
+        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        self.inplace = self.yaml.get("inplace", True)
+        m = self.model[-1]
+        if isinstance(m, Detect):
+            self._init_head(m, ch)
+        initialize_weights(self)
+        self.info()
+        LOGGER.info("")
+
+    def _init_head(self, m, ch, s=256):
+        """Strides from a dry run at s x s, anchor order and grid units, prior-based biases (as ultralytics)."""
+        m.inplace = self.inplace
+        out = self.forward(torch.zeros(1, ch, s, s))
+        out = out[0] if isinstance(m, Segment) else out
+        m.stride = torch.tensor([s / x.shape[-2] for x in out])
+        check_anchor_order(m)
+        with torch.no_grad():
+            m.anchors /= m.stride.view(-1, 1, 1)
+        self.stride = m.stride
+        self._initialize_biases()
+
+    def forward(self, x, augment=False, profile=False, visualize=False):
+        if augment:
+            return self._forward_augment(x)
+        return self._forward_once(x, profile, visualize)
+
+    def _forward_augment(self, x):
+        """Test-time augmentation: scales 1, 0.83, 0.67 with a left-right flip on the middle one, merged."""
+        from utils.augmentations import scale_img  # noqa: PLC0415
+        img_size = x.shape[-2:]
+        y = []
+        for si, fi in zip((1, 0.83, 0.67), (None, 3, None)):
+            xi = scale_img(x.flip(fi) if fi else x, si, gs=int(self.stride.max()))
+            y.append(self._descale_pred(self._forward_once(xi)[0], fi, si, img_size))
+        y = self._clip_augmented(y)
+        return torch.cat(y, 1), None
+
+    def _descale_pred(self, p, flips, scale, img_size):
+        x, y, wh = p[..., 0:1] / scale, p[..., 1:2] / scale, p[..., 2:4] / scale
+        if flips == 2:
+            y = img_size[0] - y
+        elif flips == 3:
+            x = img_size[1] - x
+        return torch.cat((x, y, wh, p[..., 4:]), -1)
+
+    def _clip_augmented(self, y):
+        nl = self.model[-1].nl
+        g = sum(4**x for x in range(nl))  # grid points
+        y[0] = y[0][:, : -(y[0].shape[1] // g)]  # large: drop the smallest-object level
+        y[-1] = y[-1][:, (y[-1].shape[1] // g) * 4 ** (nl - 1):]  # small: drop the largest-object level
+        return y
+
+    def _initialize_biases(self, cf=None):
+        """Objectness prior 8 objects per 640 image, class prior 0.6 / nc (https://arxiv.org/abs/1708.02002 3.3)."""
+        m = self.model[-1]
+        for mi, s in zip(m.m, m.stride):
+            b = mi.bias.detach().clone().view(m.na, -1)
+            b[:, 4] += math.log(8 / (640 / float(s)) ** 2)
+            if cf is None:
+                b[:, 5:5 + m.nc] += math.log(0.6 / (m.nc - 0.99999))
+            else:
+                b[:, 5:5 + m.nc] += torch.log(cf / cf.sum())
+            mi.bias = nn.Parameter(b.view(-1), requires_grad=True)
+
+
+Model = DetectionModel  # the name used by ultralytics < v6.2 and its checkpoints
+
+
+class SegmentationModel(DetectionModel):
+    """YOLOv5 instance-segmentation model (a Segment head)."""
+
+    def __init__(self, cfg="yolov5s-seg.yaml", ch=3, nc=None, anchors=None):
+        super().__init__(cfg, ch, nc, anchors)
+
+
+class ClassificationModel(BaseModel):
+    """YOLOv5 classification model: a detection model's first ``cutoff`` layers, the last replaced by Classify."""
+
+    def __init__(self, cfg=None, model=None, nc=1000, cutoff=10):
+        super().__init__()
+        if model is None:
+            if cfg is None:
+                raise ModelConfigError("ClassificationModel needs a detection model or a detection cfg to cut")
+            model = DetectionModel(cfg)
+        self._from_detection_model(model, nc, cutoff)
+
+    def _from_detection_model(self, model, nc=1000, cutoff=10):
+        model = getattr(model, "model", model) if not isinstance(model, DetectionModel) else model
+        layers = model.model[:cutoff]
+        m = layers[-1]
+        ch = m.conv.in_channels if hasattr(m, "conv") else m.cv1.conv.in_channels
+        c = Classify(ch, nc)
+        c.i, c.f, c.type, c.np = m.i, m.f, "models.common.Classify", sum(x.numel() for x in c.parameters())
+        layers[-1] = c
+        self.model = layers
+        self.stride = model.stride
+        self.save = []
+        self.nc = nc
+        self.names = {i: f"class{i}" for i in range(nc)}
+        self.yaml = dict(getattr(model, "yaml", {}) or {}, cutoff=cutoff, cls_nc=nc)
+        if getattr(model, "yaml_file", None):
+            self.yaml_file = model.yaml_file.replace(".yaml", "-cls.yaml")
+
+
+def check_anchor_order(m):
+    """Flip the anchor order if mean anchor area does not grow with stride."""
+    a = m.anchors.prod(-1).mean(-1).view(-1)
+    da = float(a[-1] - a[0])
+    ds = float(m.stride[-1] - m.stride[0])
+    if da and (da > 0) != (ds > 0):
+        LOGGER.info("AutoAnchor: Reversing anchor order")
+        with torch.no_grad():
+            m.anchors[:] = m.anchors.flip(0)
+
+
+def load_model_yaml(path):
+    """Read a model YAML with a clear error for malformed files."""
+    try:
+        with open(path, errors="ignore") as f:
+            d = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ModelConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(d, dict):
+        raise ModelConfigError(f"{path}: expected a mapping with nc, depth_multiple, width_multiple, backbone, head")
+    return d
+
+
+def model_class_for(yaml_dict):
+    """DetectionModel or SegmentationModel, from the head named in the YAML."""
+    head = (yaml_dict.get("head") or [[None, None, None]])[-1]
+    return SegmentationModel if len(head) > 2 and head[2] == "Segment" else DetectionModel
+
+
+def parse_opt(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cfg", type=str, default="yolov5s.yaml", help="model.yaml")
+    parser.add_argument("--batch-size", type=int, default=1, help="total batch size for all GPUs")
+    parser.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
+    parser.add_argument("--profile", action="store_true", help="profile model speed")
+    parser.add_argument("--line-profile", action="store_true", help="profile model speed layer by layer")
+    parser.add_argument("--test", action="store_true", help="test all yolo*.yaml")
+    parser.add_argument("--imgsz", "--img", "--img-size", type=int, default=640, help="input size for --profile")
+    parser.add_argument("--backend", default=None, choices=["oneflow", "torch"], help="deep-learning framework")
+    return parser.parse_args(argv)
+
+
+def main(opt):
+    from utils.torch_utils import select_device  # noqa: PLC0415
+    device = select_device(opt.device, log=LOGGER.info)
+    im = torch.rand(opt.batch_size, 3, opt.imgsz, opt.imgsz).to(device)
+    if opt.test:
+        root = Path(__file__).parent
+        for cfg in sorted(root.rglob("yolo*.yaml")):
+            try:
+                model_class_for(load_model_yaml(cfg))(cfg)
+            except Exception as e:
+                LOGGER.info(f"Error in {cfg}: {e}")
+                raise
+        return
+    model = model_class_for(load_model_yaml(check_yaml(opt.cfg)))(opt.cfg).to(device)
+    if opt.line_profile:
+        model.eval()(im, profile=True)
+    elif opt.profile:
+        model.eval()
+        with torch.no_grad():
+            model(im)  # warm-up
+            t = time_sync()
+            model(im)
+        LOGGER.info(f"forward {opt.batch_size}x3x{opt.imgsz}x{opt.imgsz}: {(time_sync() - t) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_opt())
+    except (ModelConfigError, FileNotFoundError) as e:
+        LOGGER.error(f"ERROR: {e}")
+        sys.exit(1)

@@ -1,0 +1,440 @@
+"""The one place that imports a deep-learning framework.
+
+Every other module writes ``from utils.backend import torch, nn, F`` and keeps reading like PyTorch code, while each
+difference between OneFlow and PyTorch is a named function here (DESIGN.md section 1).
+
+Selection, first match wins:
+  1. ``--backend {oneflow,torch}`` (or ``--backend=...``) on the command line of the running script,
+  2. the ``YOLOV5_BACKEND`` environment variable,
+  3. ``oneflow``.
+The backend is fixed per process: it is chosen when this module is first imported.
+"""
+
+import contextlib
+import ctypes
+import glob
+import importlib.util
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+import numpy as np
+
+BACKENDS = ("oneflow", "torch")
+
+
+def _requested_backend(argv=None, environ=None):
+    """Return the backend named by argv (--backend X / --backend=X), else YOLOV5_BACKEND, else 'oneflow'."""
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    name = None
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--backend="):
+            name = arg.split("=", 1)[1]
+    name = (name or environ.get("YOLOV5_BACKEND") or "oneflow").strip().lower()
+    aliases = {"of": "oneflow", "flow": "oneflow", "pytorch": "torch", "pt": "torch"}
+    name = aliases.get(name, name)
+    if name not in BACKENDS:
+        raise SystemExit(f"ERROR: unknown backend '{name}', choose one of {', '.join(BACKENDS)} "
+                         f"(--backend or YOLOV5_BACKEND)")
+    return name
+
+
+def _gpu_present():
+    """True if this machine shows an NVIDIA device node (checked without touching any CUDA library)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def _prepare_oneflow_env():
+    """Environment OneFlow reads at import; the user's own settings always win (setdefault).
+
+    - GLOG_minloglevel=2 hides the per-import CUDA-driver warnings on machines without a GPU.
+    - Without a GPU, OneFlow's VM worker threads spin (sched_yield/futex) and burn a second core at no gain; these two
+      switches make them block instead (measured: system time 40% -> 2%, two processes then run at 2x).
+    """
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    if not _gpu_present():
+        os.environ.setdefault("ONEFLOW_VM_COMPUTE_ON_WORKER_THREAD", "0")
+        os.environ.setdefault("ONEFLOW_VM_ENABLE_SCHEDULE_YIELD", "0")
+
+
+def _preload_nvidia_libs():
+    """Load cuBLAS 11 / cuDNN 8 from the nvidia-* wheels globally, so OneFlow finds them without LD_LIBRARY_PATH.
+
+    The oneflow wheel's RPATH usually finds them when both live in one site-packages; this is the safety net for
+    other layouts. Failures are ignored here: the import of oneflow then reports what is missing.
+    """
+    spec = importlib.util.find_spec("nvidia")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    order = ("cublas/lib/libcublasLt.so.*", "cublas/lib/libcublas.so.*", "cudnn/lib/libcudnn*.so.*")
+    for root in spec.submodule_search_locations:
+        for pattern in order:
+            for lib in sorted(glob.glob(os.path.join(root, pattern))):
+                with contextlib.suppress(OSError):
+                    ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+
+
+@contextlib.contextmanager
+def _quiet_fd2():
+    """Silence file descriptor 2 (C-level prints such as 'libibverbs not available'); replay it if import fails."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr (e.g. closed): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            tmp.seek(0)
+            sys.stderr.write(tmp.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _import_backend(name):
+    install = {
+        "oneflow": "make venv   (creates .venv with Python 3.10 and `pip install -r requirements.txt`)",
+        "torch": "make venv-torch   (creates .venv-torch and `pip install -r requirements-torch.txt`)",
+    }[name]
+    try:
+        if name == "oneflow":
+            _prepare_oneflow_env()
+            _preload_nvidia_libs()
+            with _quiet_fd2():
+                import oneflow as fw
+                import oneflow.nn as fw_nn
+                import oneflow.nn.functional as fw_F
+        else:
+            import torch as fw
+            import torch.nn as fw_nn
+            import torch.nn.functional as fw_F
+    except ImportError as e:
+        raise SystemExit(f"ERROR: backend '{name}' is not importable in {sys.executable} ({e}).\n"
+                         f"Install it with: {install}\nor choose the other backend with --backend / YOLOV5_BACKEND.")
+    return fw, fw_nn, fw_F
+
+
+NAME = _requested_backend()
+torch, nn, F = _import_backend(NAME)
+VERSION = torch.__version__
+IS_ONEFLOW = NAME == "oneflow"
+Tensor = torch.Tensor
+
+
+# ----------------------------------------------------------------------------------------------------------------- CUDA
+def cuda_available():
+    """torch.cuda.is_available(), safe everywhere (OneFlow aborts the process on other CUDA calls without a GPU)."""
+    if IS_ONEFLOW and not _gpu_present():
+        return False
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def cuda_device_count():
+    return int(torch.cuda.device_count()) if cuda_available() else 0
+
+
+def cuda_synchronize():
+    if cuda_available():
+        torch.cuda.synchronize()
+
+
+def cuda_memory_reserved_gb():
+    """Reserved CUDA memory in GB for the progress bar, 0.0 where unknown (OneFlow lacks memory_reserved)."""
+    if not cuda_available():
+        return 0.0
+    fn = getattr(torch.cuda, "memory_reserved", None)
+    return fn() / 1e9 if fn else 0.0
+
+
+def time_sync():
+    """time.time() after waiting for queued CUDA work, for accurate timings."""
+    cuda_synchronize()
+    return time.time()
+
+
+def file_date():
+    return datetime.fromtimestamp(os.path.getmtime(__file__)).strftime("%Y-%m-%d")
+
+
+def banner():
+    """'YOLOv5 🚀 <date> Python-3.10.13 oneflow-0.9.0': the backend and its version, for each script's first line."""
+    return f"YOLOv5 🚀 {file_date()} Python-{platform.python_version()} {NAME}-{VERSION} "
+
+
+def select_device(device="", batch_size=0, newline=True, log=None):
+    """Parse '--device' ('' | 'cpu' | '0' | '0,1' | 'cuda:0') and return a backend device, as ultralytics does.
+
+    Args:
+        device: the --device string; '' picks CUDA:0 when available, else the CPU.
+        batch_size: checked to be a multiple of the number of GPUs when several are used.
+        log: callable for the banner line (LOGGER.info); None returns silently.
+    Returns:
+        torch.device('cpu') or torch.device('cuda:0').
+    Raises:
+        ValueError: CUDA devices requested that this machine/backend does not have.
+    """
+    s = banner()
+    device = str(device).strip().lower().replace("cuda:", "").replace("none", "")
+    cpu = device == "cpu"
+    if cpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # as ultralytics: later cuda_available() calls say False
+    elif device:
+        ids = [d for d in device.replace(" ", "").split(",") if d != ""]
+        if not all(d.isdigit() for d in ids):
+            raise ValueError(f"Invalid --device '{device}': use 'cpu', '0' or '0,1,2,3'")
+        n = cuda_device_count()
+        if n == 0 or max(int(d) for d in ids) >= n:
+            raise ValueError(f"Invalid CUDA '--device {device}' requested, use '--device cpu' or pass valid CUDA "
+                             f"device(s); this machine has {n} CUDA device(s) visible to {NAME}-{VERSION}")
+    use_cuda = not cpu and cuda_available()
+    if use_cuda:
+        ids = device.split(",") if device else ["0"]
+        if len(ids) > 1 and batch_size > 0 and batch_size % len(ids):
+            raise ValueError(f"batch-size {batch_size} not multiple of GPU count {len(ids)}")
+        space = " " * (len(s) + 1)
+        for i, d in enumerate(ids):
+            p = torch.cuda.get_device_properties(int(d))
+            s += f"{'' if i == 0 else space}CUDA:{d} ({p.name}, {p.total_memory / (1 << 20):.0f}MiB)\n"
+        dev = torch.device(f"cuda:{ids[0]}")
+    else:
+        s += "CPU\n"
+        dev = torch.device("cpu")
+    if log:
+        log(s if newline else s.rstrip())
+    return dev
+
+
+# ---------------------------------------------------------------------------------------------------------- determinism
+def init_seeds(seed=0, deterministic=False):
+    """Seed python, numpy and the framework (CUDA only where present: OneFlow aborts otherwise)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if cuda_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic and not IS_ONEFLOW:  # OneFlow has no use_deterministic_algorithms (capabilities() says so)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+        os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+# ------------------------------------------------------------------------------------------------------ tensor helpers
+def to_numpy(t):
+    """Tensor (any device, any grad state) -> numpy array; numpy input passes through."""
+    if isinstance(t, np.ndarray):
+        return t
+    return t.detach().cpu().numpy()
+
+
+def from_numpy(a, device=None, dtype=None):
+    """numpy array -> tensor (copied, so the framework owns its memory), optionally moved/cast."""
+    a = np.ascontiguousarray(a)
+    t = torch.from_numpy(a.copy())
+    if dtype is not None:
+        t = t.to(dtype)
+    return t.to(device) if device is not None else t
+
+
+def meshgrid_ij(*tensors):
+    """torch.meshgrid(..., indexing='ij') on every supported version of either backend."""
+    try:
+        return torch.meshgrid(*tensors, indexing="ij")
+    except TypeError:  # frameworks that predate the indexing argument default to 'ij'
+        return torch.meshgrid(*tensors)
+
+
+def inference_mode():
+    """torch.inference_mode where it exists (PyTorch), else no_grad (OneFlow)."""
+    fn = getattr(torch, "inference_mode", None)
+    return fn() if fn is not None else torch.no_grad()
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def nms(boxes, scores, iou_thres, max_keep=None):
+    """Greedy non-maximum suppression; indices of kept boxes in descending score order.
+
+    Uses the framework's kernel where one exists for the device (torchvision on PyTorch, oneflow.nms on CUDA only),
+    else an exact greedy NMS of our own. Because greedy NMS keeps boxes in score order, the first ``max_keep`` kept
+    boxes are final: the search stops there, which bounds the work by max_det instead of by the candidate count.
+
+    Args:
+        boxes: (n, 4) xyxy tensor; scores: (n,) tensor; iou_thres: suppress IoU > iou_thres;
+        max_keep: optional cap on the number of indices returned.
+    Returns:
+        int64 tensor of indices into boxes, on boxes' device.
+    """
+    native = _native_nms(boxes.device)
+    if native is not None:
+        keep = native(boxes, scores, iou_thres)
+        return keep[:max_keep] if max_keep else keep
+    keep = _nms_numpy(to_numpy(boxes).astype(np.float32), to_numpy(scores).astype(np.float32), iou_thres, max_keep)
+    return torch.from_numpy(keep).to(boxes.device)
+
+
+def _native_nms(device):
+    if str(device).startswith("cuda"):
+        if IS_ONEFLOW:
+            return torch.nms
+        with contextlib.suppress(Exception):
+            import torchvision  # noqa: F401  (optional; imported lazily because it may be absent or broken)
+            return torchvision.ops.nms
+    return None
+
+
+def _nms_numpy(boxes, scores, iou_thres, max_keep=None):
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes[order].T
+    areas = (x2 - x1).clip(0) * (y2 - y1).clip(0)
+    alive = np.arange(len(order))
+    keep = []
+    while alive.size and (max_keep is None or len(keep) < max_keep):
+        i, rest = alive[0], alive[1:]
+        keep.append(order[i])
+        iw = (np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])).clip(0)
+        ih = (np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])).clip(0)
+        inter = iw * ih
+        iou = inter / (areas[i] + areas[rest] - inter + 1e-12)
+        alive = rest[iou <= iou_thres]
+    return np.asarray(keep, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------------------- mixed precision
+def amp_supported(device):
+    """Eager AMP training is offered by PyTorch on CUDA only; OneFlow's eager GradScaler differs, so we refuse it."""
+    return (not IS_ONEFLOW) and str(device).startswith("cuda")
+
+
+def autocast(enabled=True, device_type="cuda"):
+    """Context manager for mixed precision; a no-op when disabled."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if IS_ONEFLOW:
+        return torch.autocast(device_type)
+    return torch.autocast(device_type, enabled=True)
+
+
+class GradScaler:
+    """torch.amp.GradScaler with the same methods when enabled; a transparent pass-through when disabled."""
+
+    def __init__(self, enabled=False):
+        self.enabled = bool(enabled)
+        self._scaler = None
+        if self.enabled:
+            if IS_ONEFLOW:
+                raise RuntimeError("AMP training is not available on the oneflow backend (eager GradScaler); "
+                                   "train without AMP or use --backend torch on CUDA")
+            amp = getattr(torch, "amp", None)
+            self._scaler = amp.GradScaler("cuda") if hasattr(amp, "GradScaler") else torch.cuda.amp.GradScaler()
+
+    def scale(self, loss):
+        return self._scaler.scale(loss) if self.enabled else loss
+
+    def unscale_(self, optimizer):
+        if self.enabled:
+            self._scaler.unscale_(optimizer)
+
+    def step(self, optimizer):
+        return self._scaler.step(optimizer) if self.enabled else optimizer.step()
+
+    def update(self):
+        if self.enabled:
+            self._scaler.update()
+
+    def state_dict(self):
+        return self._scaler.state_dict() if self.enabled else {}
+
+    def load_state_dict(self, state):
+        if self.enabled and state:
+            self._scaler.load_state_dict(state)
+
+
+# ----------------------------------------------------------------------------------------------------------- capability
+def capabilities():
+    """What this backend can do here; flags consult it and refuse or warn instead of silently doing nothing."""
+    cuda = cuda_available()
+    caps = {
+        "backend": NAME,
+        "version": VERSION,
+        "python": platform.python_version(),
+        "cuda": cuda,
+        "cuda_devices": cuda_device_count(),
+        "fp16_cpu": not IS_ONEFLOW,  # OneFlow 0.9 has no fp16 conv kernels on the CPU
+        "fp16_cuda": cuda,
+        "amp": (not IS_ONEFLOW) and cuda,
+        "channels_last": not IS_ONEFLOW,
+        "sync_bn_cpu": False,  # SyncBatchNorm needs CUDA (OneFlow refuses CPU tensors; torch needs a GPU process group)
+        "sync_bn": cuda,
+        "deterministic_algorithms": not IS_ONEFLOW,
+        "native_nms": (cuda and IS_ONEFLOW) or (not IS_ONEFLOW and importlib.util.find_spec("torchvision") is not None),
+        "graph": IS_ONEFLOW,  # nn.Graph static compilation
+        "onnx_export": True,
+        "torchscript": not IS_ONEFLOW,
+    }
+    return caps
+
+
+def nn_module_path(module):
+    """'torch.nn.modules.conv.Conv2d'-style path of a framework module class, independent of the backend."""
+    cls = type(module)
+    mod = cls.__module__
+    prefix = "oneflow.nn." if IS_ONEFLOW else "torch.nn."
+    if mod.startswith(prefix):
+        return "torch.nn." + mod[len(prefix):] + "." + cls.__name__
+    return f"{mod}.{cls.__name__}"
+
+
+# ------------------------------------------------------------------------------------------------------- missing layers
+if hasattr(nn, "MultiheadAttention"):
+    MultiheadAttention = nn.MultiheadAttention
+else:
+
+    class MultiheadAttention(nn.Module):
+        """torch.nn.MultiheadAttention for backends without one (OneFlow 0.9): same parameters, same state_dict keys
+        (in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias), sequence-first inputs (L, N, E), no masks."""
+
+        def __init__(self, embed_dim, num_heads, bias=True):
+            super().__init__()
+            assert embed_dim % num_heads == 0, "embed_dim must be divisible by num_heads"
+            self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+            self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+            self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim)) if bias else None
+            self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+            nn.init.xavier_uniform_(self.in_proj_weight)
+            if bias:
+                nn.init.zeros_(self.out_proj.bias)
+
+        def forward(self, query, key, value, need_weights=True):
+            L, N, E = query.shape
+            S = key.shape[0]
+            w = self.in_proj_weight.split(E, 0)
+            b = self.in_proj_bias.split(E, 0) if self.in_proj_bias is not None else (None, None, None)
+            h, d = self.num_heads, self.head_dim
+            q = F.linear(query, w[0], b[0]).reshape(L, N * h, d).transpose(0, 1) * (d**-0.5)
+            k = F.linear(key, w[1], b[1]).reshape(S, N * h, d).transpose(0, 1)
+            v = F.linear(value, w[2], b[2]).reshape(S, N * h, d).transpose(0, 1)
+            attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)  # (N*h, L, S)
+            out = torch.bmm(attn, v).transpose(0, 1).reshape(L, N, E)
+            out = F.linear(out, self.out_proj.weight, self.out_proj.bias)  # not a call: FLOP rules as torch
+            weights = attn.view(N, h, L, S).mean(1) if need_weights else None
+            return out, weights
