@@ -246,8 +246,7 @@ def to_numpy(t):
 
 def from_numpy(a, device=None, dtype=None):
     """numpy array -> tensor (copied, so the framework owns its memory), optionally moved/cast."""
-    a = np.ascontiguousarray(a)
-    t = torch.from_numpy(a.copy())
+    t = torch.from_numpy(np.array(a, copy=True, order="C"))  # np.ascontiguousarray would turn 0-d into 1-d
     if dtype is not None:
         t = t.to(dtype)
     return t.to(device) if device is not None else t
