@@ -165,7 +165,8 @@ def load_checkpoint_model(path):
         task = TASKS.get(rec.name)
         if task is None:
             raise checkpoint.CheckpointError(f"{path}: holds a {rec.cls}, not a YOLOv5 model")
-        state = rec.state_dict()
+        # before v6.0 Detect.anchor_grid was a registered buffer; it is a derived cache, rebuilt on the first call
+        state = {k: v for k, v in rec.state_dict().items() if not k.endswith(".anchor_grid")}
         y = rec.get("yaml") or (_cls_yaml_from_state(state) if task == "classify" else None)
         if not y:
             raise checkpoint.CheckpointError(f"{path}: the pickled {rec.name} carries no 'yaml' to rebuild it from")

@@ -30,7 +30,7 @@ from models.experimental import MixConv2d  # noqa: E402
 from utils.backend import meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
 from utils.files import check_yaml  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
-from utils.torch_utils import fuse_conv_and_bn, initialize_weights, model_info, time_sync  # noqa: E402
+from utils.torch_utils import fuse_conv_and_bn, initialize_weights, model_info, scale_img, time_sync  # noqa: E402
 
 
 class ModelConfigError(ValueError):
@@ -361,7 +361,6 @@ class DetectionModel(BaseModel):
 
     def _forward_augment(self, x):
         """Test-time augmentation: scales 1, 0.83, 0.67 with a left-right flip on the middle one, merged."""
-        from utils.augmentations import scale_img  # noqa: PLC0415
         img_size = x.shape[-2:]
         y = []
         for si, fi in zip((1, 0.83, 0.67), (None, 3, None)):

@@ -437,3 +437,19 @@ else:
             out = F.linear(out, self.out_proj.weight, self.out_proj.bias)  # not a call: FLOP rules as torch
             weights = attn.view(N, h, L, S).mean(1) if need_weights else None
             return out, weights
+
+
+# ------------------------------------------------------------------------------------------------------------- data
+# Dataset / DataLoader / samplers of the active framework (oneflow.utils.data mirrors torch.utils.data).
+data = torch.utils.data
+Dataset = data.Dataset
+DataLoader = data.DataLoader
+Sampler = data.Sampler
+DistributedSampler = data.distributed.DistributedSampler
+
+
+def data_generator(seed=0):
+    """A seeded torch.Generator for DataLoader shuffling (reproducible epochs)."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g

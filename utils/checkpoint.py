@@ -298,6 +298,17 @@ def _copyreg_reconstructor(cls, base, state=None):  # copyreg._reconstructor: pr
     return cls.__new__(cls)
 
 
+def _method_ref(owner, name):
+    """builtins.getattr, as protocol 2 pickles a method (ultralytics' Segment keeps ``detect = Detect.forward``).
+
+    Allowed only on a YOLOv5 / torch.nn record class and only for its ``forward``: it yields a marker string, never
+    the attribute itself, so no real object is ever looked up.
+    """
+    if not (isinstance(owner, type) and issubclass(owner, ModuleRecord)) or name != "forward":
+        raise ValueError("getattr is allowed only as <YOLOv5 module class>.forward")
+    return f"{owner.cls}.{name}"
+
+
 def _allowed_globals():
     """(module, name) -> object for every non-module global an unpickled checkpoint may name."""
     table = {}
@@ -320,6 +331,7 @@ def _allowed_globals():
     for builtins in ("__builtin__", "builtins"):  # protocol 2 writes Python 2's module name
         for kind in (set, frozenset, list, dict, tuple):
             table[builtins, kind.__name__] = kind
+        table[builtins, "getattr"] = _Ref("builtins.getattr", "callable", _method_ref)
     table["collections", "OrderedDict"] = collections.OrderedDict
     table["_codecs", "encode"] = _Ref("_codecs.encode", "callable", _codecs_encode)
     for module in ("copyreg", "copy_reg"):

@@ -4,8 +4,10 @@ Runs on either backend (everything framework-specific comes from utils.backend).
 reproduces the numbers ultralytics prints (which come from thop 0.1.1) rule for rule, so summaries agree.
 """
 
+import math
 from pathlib import Path
 
+from utils.backend import F  # noqa: F401
 from utils.backend import (cuda_synchronize, from_numpy, init_seeds, inference_mode, nn,  # noqa: F401 (re-exports)
                            select_device, time_sync, to_numpy, torch)
 from utils.log import LOGGER
@@ -154,3 +156,15 @@ def model_info(model, verbose=False, imgsz=640):
     n_l = len(list(model.modules()))
     LOGGER.info(f"{name} summary: {n_l} layers, {n_p} parameters, {n_g} gradients{fs}")
     return n_l, n_p, n_g, gflops
+
+
+def scale_img(img, ratio=1.0, same_shape=False, gs=32):
+    """Resize a (b, 3, h, w) batch by ``ratio`` (bilinear) and pad to a multiple of ``gs`` with 0.447 (ImageNet mean)."""
+    if ratio == 1.0:
+        return img
+    h, w = img.shape[2:]
+    s = (int(h * ratio), int(w * ratio))
+    img = F.interpolate(img, size=s, mode="bilinear", align_corners=False)
+    if not same_shape:
+        h, w = (math.ceil(x * ratio / gs) * gs for x in (h, w))
+    return F.pad(img, [0, w - s[1], 0, h - s[0]], value=0.447)

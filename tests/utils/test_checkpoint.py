@@ -535,3 +535,21 @@ def test_read_real_ultralytics_checkpoint(tmp_path, reference_python):
     layers = rec.model._modules
     assert layers["0"].act is layers["1"].act  # v7.0's shared Conv.default_act
     assert len(layers["8"].grid) == 2 and layers["8"].grid[0].size > 0
+
+
+def _zip_with_pickle(path, data):
+    import zipfile as _zf
+    with _zf.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", data)
+        z.writestr("archive/version", "3\n")
+    return path
+
+
+def test_method_reference_of_a_yolo_class_only(tmp_path):
+    # protocol 2 pickles ultralytics' Segment.detect (= Detect.forward) as getattr(models.yolo.Detect, 'forward')
+    good = (b"\x80\x02}q\x00X\x06\x00\x00\x00detectq\x01c__builtin__\ngetattr\nq\x02cmodels.yolo\nDetect\nq\x03"
+            b"X\x07\x00\x00\x00forwardq\x04\x86q\x05Rq\x06s.")
+    assert checkpoint.read(_zip_with_pickle(tmp_path / "m.pt", good)) == {"detect": "models.yolo.Detect.forward"}
+    for bad in (good.replace(b"forward", b"__del__"), good.replace(b"models.yolo\nDetect", b"posix\nsystem")):
+        with pytest.raises(checkpoint.CheckpointError):
+            checkpoint.read(_zip_with_pickle(tmp_path / "bad.pt", bad))
