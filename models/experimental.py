@@ -154,13 +154,9 @@ TASKS = {"DetectionModel": "detect", "Model": "detect", "SegmentationModel": "se
          "ClassificationModel": "classify"}
 
 
-def load_checkpoint_model(path):
-    """Read ``path`` (official ultralytics .pt or ours) and return (model in float32 eval mode, checkpoint dict)."""
+def _payload(rec, path):
+    """What a model entry of a checkpoint holds, as plain data: task, yaml, state (numpy), names, yaml_file."""
     from utils import checkpoint  # noqa: PLC0415
-    ckpt = checkpoint.read(path)
-    if not isinstance(ckpt, dict) or not (ckpt.get("ema") is not None or ckpt.get("model") is not None):
-        raise checkpoint.CheckpointError(f"{path}: not a YOLOv5 checkpoint (no 'model' or 'ema' entry)")
-    rec = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt["model"]
     if isinstance(rec, checkpoint.ModuleRecord):  # official: a pickled module, as data
         task = TASKS.get(rec.name)
         if task is None:
@@ -170,17 +166,32 @@ def load_checkpoint_model(path):
         y = rec.get("yaml") or (_cls_yaml_from_state(state) if task == "classify" else None)
         if not y:
             raise checkpoint.CheckpointError(f"{path}: the pickled {rec.name} carries no 'yaml' to rebuild it from")
-        model = build_from_record(y, task, state, path)
-        names, yaml_file = rec.get("names"), rec.get("yaml_file")
-    elif isinstance(rec, dict) and "state_dict" in rec:  # ours
-        model = build_from_record(rec["yaml"], rec.get("task", "detect"), rec["state_dict"], path)
-        names, yaml_file = rec.get("names"), rec.get("yaml_file")
-    else:
-        raise checkpoint.CheckpointError(f"{path}: unrecognised 'model' entry of type {type(rec).__name__}")
-    model.names = _names_dict(names, len(model.names))
+        return {"task": task, "yaml": y, "state": state, "names": rec.get("names"), "yaml_file": rec.get("yaml_file")}
+    if isinstance(rec, dict) and "state_dict" in rec:  # ours
+        return {"task": rec.get("task", "detect"), "yaml": rec["yaml"], "state": rec["state_dict"],
+                "names": rec.get("names"), "yaml_file": rec.get("yaml_file")}
+    raise checkpoint.CheckpointError(f"{path}: unrecognised model entry of type {type(rec).__name__}")
+
+
+def read_weights(path, prefer_ema=True):
+    """Read a checkpoint: (checkpoint dict, payload of 'ema' or 'model', payload of 'ema' or None)."""
+    from utils import checkpoint  # noqa: PLC0415
+    ckpt = checkpoint.read(path)
+    if not isinstance(ckpt, dict) or (ckpt.get("ema") is None and ckpt.get("model") is None):
+        raise checkpoint.CheckpointError(f"{path}: not a YOLOv5 checkpoint (no 'model' or 'ema' entry)")
+    ema = _payload(ckpt["ema"], path) if ckpt.get("ema") is not None else None
+    main = ema if (prefer_ema and ema is not None) or ckpt.get("model") is None else _payload(ckpt["model"], path)
+    return ckpt, main, ema
+
+
+def load_checkpoint_model(path):
+    """Read ``path`` (official ultralytics .pt or ours) and return (model in float32 eval mode, checkpoint dict)."""
+    ckpt, p, _ = read_weights(path, prefer_ema=True)
+    model = build_from_record(p["yaml"], p["task"], p["state"], path)
+    model.names = _names_dict(p["names"], len(model.names))
     model.nc = len(model.names)
-    if yaml_file:
-        model.yaml_file = str(yaml_file)
+    if p["yaml_file"]:
+        model.yaml_file = str(p["yaml_file"])
     return model.float().eval(), ckpt
 
 

@@ -453,3 +453,31 @@ def data_generator(seed=0):
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+# ------------------------------------------------------------------------------------------------ optimizer state I/O
+def _map_tensors(obj, fn):
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return fn(obj)
+
+
+def optimizer_state(optimizer):
+    """optimizer.state_dict() as plain data (tensors -> numpy) for our checkpoints; its layout is backend-specific."""
+    return {"backend": NAME, "state_dict": _map_tensors(optimizer.state_dict(),
+                                                       lambda v: to_numpy(v) if isinstance(v, Tensor) else v)}
+
+
+def load_optimizer_state(optimizer, saved, device=None):
+    """Restore optimizer_state() output; returns False (optimizer left fresh) when it came from the other backend."""
+    if not saved or saved.get("backend") != NAME:
+        return False
+    optimizer.load_state_dict(_map_tensors(saved["state_dict"],
+                                           lambda v: from_numpy(v, device) if isinstance(v, np.ndarray) else v))
+    return True
+
+
+def clip_grad_norm_(parameters, max_norm):
+    return nn.utils.clip_grad_norm_(parameters, max_norm=max_norm)

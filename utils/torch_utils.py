@@ -5,12 +5,13 @@ reproduces the numbers ultralytics prints (which come from thop 0.1.1) rule for 
 """
 
 import math
+from copy import deepcopy
 from pathlib import Path
 
 from utils.backend import F  # noqa: F401
 from utils.backend import (cuda_synchronize, from_numpy, init_seeds, inference_mode, nn,  # noqa: F401 (re-exports)
                            select_device, time_sync, to_numpy, torch)
-from utils.log import LOGGER
+from utils.log import LOGGER, colorstr
 
 
 def initialize_weights(model):
@@ -168,3 +169,100 @@ def scale_img(img, ratio=1.0, same_shape=False, gs=32):
     if not same_shape:
         h, w = (math.ceil(x * ratio / gs) * gs for x in (h, w))
     return F.pad(img, [0, w - s[1], 0, h - s[0]], value=0.447)
+
+
+# --------------------------------------------------------------------------------------------------------- training
+def one_cycle(y1=0.0, y2=1.0, steps=100):
+    """Cosine ramp from y1 to y2 over ``steps`` (https://arxiv.org/pdf/1812.01187.pdf)."""
+    return lambda x: ((1 - math.cos(x * math.pi / steps)) / 2) * (y2 - y1) + y1
+
+
+def copy_attr(a, b, include=(), exclude=()):
+    """Copy b's plain attributes onto a (only ``include`` when given), skipping private ones and ``exclude``."""
+    for k, v in b.__dict__.items():
+        if (len(include) and k not in include) or k.startswith("_") or k in exclude:
+            continue
+        setattr(a, k, v)
+
+
+def smart_optimizer(model, name="Adam", lr=0.001, momentum=0.9, decay=1e-5):
+    """Optimizer with 3 parameter groups as ultralytics: biases (group 0, no decay), weights with ``decay``,
+    normalisation-layer weights without decay."""
+    g = [], [], []  # decayed weights, norm weights, biases
+    norms = tuple(v for k, v in vars(nn).items() if "Norm" in k and isinstance(v, type))
+    for m in model.modules():
+        for p_name, p in m.named_parameters(recurse=False):
+            if p_name == "bias":
+                g[2].append(p)
+            elif p_name == "weight" and isinstance(m, norms):
+                g[1].append(p)
+            else:
+                g[0].append(p)
+    if name == "Adam":
+        optimizer = torch.optim.Adam(g[2], lr=lr, betas=(momentum, 0.999))
+    elif name == "AdamW":
+        optimizer = torch.optim.AdamW(g[2], lr=lr, betas=(momentum, 0.999), weight_decay=0.0)
+    elif name == "RMSProp":
+        optimizer = torch.optim.RMSprop(g[2], lr=lr, momentum=momentum)
+    elif name == "SGD":
+        optimizer = torch.optim.SGD(g[2], lr=lr, momentum=momentum, nesterov=True)
+    else:
+        raise NotImplementedError(f"Optimizer {name} not implemented (choose SGD, Adam, AdamW or RMSProp)")
+    optimizer.add_param_group({"params": g[0], "weight_decay": decay})
+    optimizer.add_param_group({"params": g[1], "weight_decay": 0.0})
+    LOGGER.info(f"{colorstr('optimizer:')} {type(optimizer).__name__}(lr={lr}) with parameter groups "
+                f"{len(g[1])} weight(decay=0.0), {len(g[0])} weight(decay={decay}), {len(g[2])} bias")
+    return optimizer
+
+
+class ModelEMA:
+    """Exponential moving average of a model's floating-point state (parameters and BN buffers).
+
+    decay(u) = decay * (1 - exp(-u / tau)) with u the number of updates, so early updates follow the model closely.
+    """
+
+    def __init__(self, model, decay=0.9999, tau=2000, updates=0):
+        self.ema = deepcopy(de_parallel(model)).eval()
+        self.updates = updates
+        self.decay_max, self.tau = decay, tau
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+
+    def decay(self, updates):
+        return self.decay_max * (1 - math.exp(-updates / self.tau))
+
+    def update(self, model):
+        self.updates += 1
+        d = self.decay(self.updates)
+        msd = de_parallel(model).state_dict()
+        with torch.no_grad():
+            for k, v in self.ema.state_dict().items():
+                if v.is_floating_point():
+                    v.mul_(d).add_(msd[k].detach() * (1 - d))
+
+    def update_attr(self, model, include=(), exclude=("process_group", "reducer")):
+        copy_attr(self.ema, de_parallel(model), include, exclude)
+
+
+class EarlyStopping:
+    """Stop when fitness has not improved for ``patience`` epochs (0 or less disables it)."""
+
+    def __init__(self, patience=30):
+        self.best_fitness = 0.0
+        self.best_epoch = 0
+        self.patience = patience if patience and patience > 0 else float("inf")
+        self.possible_stop = False
+
+    def __call__(self, epoch, fitness):
+        if fitness >= self.best_fitness:  # >= : zero fitness early in training still counts as progress
+            self.best_epoch = epoch
+            self.best_fitness = fitness
+        delta = epoch - self.best_epoch
+        self.possible_stop = delta >= (self.patience - 1)
+        stop = delta >= self.patience
+        if stop:
+            LOGGER.info(f"Stopping training early as no improvement observed in last {self.patience} epochs. "
+                        f"Best results observed at epoch {self.best_epoch}, best model saved as best.pt.\n"
+                        f"To update EarlyStopping(patience={self.patience}) pass a new patience value, "
+                        f"i.e. `python train.py --patience 300` or use `--patience 0` to disable EarlyStopping.")
+        return stop
