@@ -130,7 +130,7 @@ def _import_backend(name):
 
 NAME = _requested_backend()
 torch, nn, F = _import_backend(NAME)
-VERSION = torch.__version__
+VERSION = str(torch.__version__)
 IS_ONEFLOW = NAME == "oneflow"
 Tensor = torch.Tensor
 
