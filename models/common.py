@@ -342,3 +342,5 @@ class Classify(nn.Module):
         if isinstance(x, list):
             x = torch.cat(x, 1)
         return self.linear(self.drop(self.pool(self.conv(x)).flatten(1)))
+from models.autoshape import AutoShape, Detections  # noqa: E402,F401  (ultralytics import path)
+from utils.runtime import DetectMultiBackend  # noqa: E402,F401  (ultralytics import path)

@@ -61,6 +61,8 @@ def reference_env():
                WANDB_MODE="disabled", MPLBACKEND="Agg", GIT_TERMINAL_PROMPT="0",
                PYTHONWARNINGS="ignore::DeprecationWarning,ignore::FutureWarning,ignore::UserWarning")
     env.pop("PYTHONPATH", None)
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):  # set by `import oneflow`
+        env.pop(k, None)
     return env
 
 

@@ -352,12 +352,18 @@ def _allowed_globals():
 
 
 _ALLOWED = _allowed_globals()
+_TRANSFORM_CLASSES = {(m, n) for m in ("torchvision.transforms.transforms",)
+                      for n in ("Compose", "Normalize", "Resize", "CenterCrop", "ToTensor")} | {
+    (m, n) for m in ("utils.augmentations", "yolov5.utils.augmentations")
+    for n in ("CenterCrop", "ToTensor", "LetterBox")}
 
 
 def _find_global(module, name):
     """The object the restricted unpickler returns for GLOBAL module.name, or None if it is not allowed."""
     if (module, name) in _ALLOWED:
         return _ALLOWED[module, name]
+    if (module, name) in _TRANSFORM_CLASSES:  # -cls files carry model.transforms: kept as inert records
+        return _record_class(f"{module}.{name}")
     if (module in _YOLO_MODULES and name in _YOLO_CLASSES) or (
             module.startswith("torch.nn.modules.") and name in _NN_CLASSES):
         return _record_class(f"{module}.{name}")

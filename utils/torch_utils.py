@@ -38,7 +38,6 @@ def fuse_conv_and_bn(conv, bn):
         fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
         b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
         fused.bias.copy_(bn.bias + (b - bn.running_mean) * scale)
-    fused.requires_grad_(False)
     return fused
 
 

@@ -3,24 +3,29 @@
 This script runs under the REFERENCE interpreter (its own venv with torch and ``yolov5``); nothing in one-yolov5
 imports it. tests/parity/test_ultralytics.py starts it as a subprocess and reads what it writes.
 
-Modes:
-    --configs OUT.json [YAML ...] [--root REPO]
-        For every model YAML (given, or globbed from REPO/models{,/hub,/segment}), build the reference model from
-        that very file and record: ordered state_dict (key, shape, dtype), the layer table (i, from, n, params,
-        type), unfused and fused (layers, params, gradients, GFLOPs) as the reference's model_info reports them,
-        strides and anchors (grid units). With --cls also the ClassificationModel cut from yolov5{n,s,m,l,x}.yaml.
-    --checkpoint DIR --cfg YAML [--seg | --cls]
-        Build a seeded reference model, give its BatchNorms realistic non-trivial statistics and affine weights,
-        save it as an official-layout release file (whole pickled model, FP16, class paths ``models.yolo.*`` /
-        ``models.common.*``) to DIR/<name>.pt, reload it the ultralytics way and save DIR/<name>.npz with the input
-        and the eval outputs of the fused (attempt_load) and unfused (torch.load + float().eval()) models.
+Modes (both may be given to one process, which saves the reference's ~7 s import):
+    --configs OUT.json [YAML ...] [--cls-sizes nsmlx] [--root REPO]
+        For every model YAML (given, or globbed from REPO/models, models/hub/yolo*, models/segment), build the
+        reference DetectionModel / SegmentationModel (chosen by the head) from that very file and record: ordered
+        state_dict (key, shape, dtype), the layer table (i, from, params, type), save list, unfused and fused
+        (layers, parameters, gradients, GFLOPs) as the reference's model_info prints them plus the unrounded GFLOPs
+        from its own thop count, strides and anchors (grid units). Also ClassificationModel(model=Model(
+        'yolov5{size}.yaml'), nc=1000, cutoff=10) for each of --cls-sizes.
+    --checkpoint DIR --cfg NAME [NAME ...] [--seg] [--cls]
+        For each NAME (a YAML, or NAME-cls: the classifier cut from NAME.yaml; --cls: all of them), build a seeded
+        reference model, give its BatchNorms random affine weights and matching (slightly perturbed) running
+        statistics, save it as an official-layout release file (the dict of train.py + strip_optimizer, whole
+        pickled model in FP16 with class paths ``models.yolo.*`` / ``models.common.*``) to DIR/<name>.pt (for -cls
+        also DIR/<name>-notransforms.pt, without classify/train.py's ``model.transforms``), reload it the
+        ultralytics way and write DIR/<name>.npz (the input and the eval outputs of the fused attempt_load model and
+        of the unfused torch.load(...)['model'].float().eval()) and DIR/<name>.json (task, names, stride, pickled
+        classes).
 """
 
 import argparse
 import contextlib
 import json
 import logging
-import math
 import re
 import sys
 import time
@@ -176,21 +181,19 @@ def dump_configs(out, cfgs, cls_sizes, root):
 
 
 # ------------------------------------------------------------------------------------------------ official checkpoint
-OFFICIAL_MODULES = {"models": None, "models.yolo": yyolo, "models.common": ycommon,
-                    "models.experimental": yexperimental}
-
-
 @contextlib.contextmanager
 def official_class_paths():
-    """Pickle the yolov5 package's classes as the github code's release files do: models.yolo.X, models.common.X."""
+    """Pickle the yolov5 package's classes as the github code's release files do: models.yolo.X, models.common.X,
+    utils.augmentations.X (instead of yolov5.models.yolo.X ...): alias the modules and rename the classes' module."""
     import yolov5.models as ymodels  # noqa: PLC0415
-    mods = dict(OFFICIAL_MODULES, models=ymodels)
+    import yolov5.utils as yutils  # noqa: PLC0415
+    import yolov5.utils.augmentations as yaugmentations  # noqa: PLC0415
+    mods = {"models": ymodels, "models.yolo": yyolo, "models.common": ycommon, "models.experimental": yexperimental,
+            "utils": yutils, "utils.augmentations": yaugmentations}
     saved_modules = {k: sys.modules.get(k) for k in mods}
     changed = []
     for alias, mod in mods.items():
         sys.modules[alias] = mod
-        if alias == "models":
-            continue
         for obj in vars(mod).values():
             if isinstance(obj, type) and obj.__module__ == mod.__name__:
                 changed.append((obj, obj.__module__))
@@ -208,24 +211,26 @@ def official_class_paths():
 
 
 def calibrate_batchnorm(model, seed, imgsz):
-    """Real running statistics from a few train-mode passes, then random affine weights: outputs that depend on
-    every BN tensor and stay in a sane range (neither saturated sigmoids nor exploding activations)."""
+    """Random affine weights, then the running statistics those produce (a few train-mode passes), then a small
+    random perturbation of the statistics: outputs depend on every BN tensor and stay in a sane range (neither
+    saturated sigmoids nor activations that grow layer after layer)."""
     g = torch.Generator().manual_seed(seed)
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    for m in bns:
-        m.momentum = None  # cumulative average over the calibration batches
-        m.reset_running_stats()
-    model.train()
     with torch.no_grad():
+        for m in bns:
+            c = m.num_features
+            m.weight.copy_(torch.empty(c).uniform_(0.5, 1.5, generator=g))
+            m.bias.copy_(torch.empty(c).normal_(0.0, 0.3, generator=g))
+            m.momentum = None  # cumulative average over the calibration batches
+            m.reset_running_stats()
+        model.train()
         for _ in range(3):
             model(torch.rand(2, 3, *imgsz, generator=g))
         for m in bns:
             c = m.num_features
             m.momentum = 0.03
-            m.weight.copy_(torch.empty(c).uniform_(0.5, 1.5, generator=g))
-            m.bias.copy_(torch.empty(c).normal_(0.0, 0.3, generator=g))
-            m.running_mean.add_(torch.empty(c).normal_(0.0, 0.05, generator=g))
-            m.running_var.mul_(torch.empty(c).uniform_(0.8, 1.25, generator=g))
+            m.running_mean.add_(torch.empty(c).normal_(0.0, 0.02, generator=g) * m.running_var.sqrt())
+            m.running_var.mul_(torch.empty(c).uniform_(0.9, 1.1, generator=g))
     return model
 
 
@@ -260,7 +265,8 @@ def dump_checkpoint(out_dir, cfg, seg, cls, seed, imgsz, batch):
     reset_default_act()
     if cls:
         model = yyolo.ClassificationModel(model=model, nc=1000, cutoff=10)
-    calibrate_batchnorm(model, seed, (imgsz[0] // 2, imgsz[1] // 2))
+    gs = int(max(model.stride))
+    calibrate_batchnorm(model, seed, imgsz)  # at the test's size: statistics of deep levels need enough pixels
     for m in model.modules():  # the github code's layer types, as release files carry them
         if isinstance(getattr(m, "type", None), str) and m.type.startswith("yolov5.models."):
             m.type = m.type[len("yolov5."):]
@@ -276,11 +282,15 @@ def dump_checkpoint(out_dir, cfg, seg, cls, seed, imgsz, batch):
         model.hyp = {"box": 0.05, "cls": 0.5, "obj": 1.0, "anchor_t": 4.0, "fl_gamma": 0.0}
         model.class_weights = torch.rand(nc, generator=torch.Generator().manual_seed(seed)) * nc
     model.eval()
-    with torch.no_grad():  # the EMA of a release file was validated: Detect's cached grids are populated
-        model(torch.zeros(1, 3, 64, 96))
+    with torch.no_grad():  # the EMA of a release file was validated: Detect's cached grids are populated (stale)
+        model(torch.zeros(1, 3, 2 * gs, 3 * gs))
     path = out_dir / f"{name}.pt"
     with official_class_paths():
         torch.save(official_checkpoint(model, cls), path)
+        if cls:  # the same model without the torchvision transforms, for a loader that refuses them
+            plain = deepcopy(model)
+            del plain.transforms
+            torch.save(official_checkpoint(plain, cls), out_dir / f"{name}-notransforms.pt")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)  # as the github code would
         classes = sorted({type(m).__module__ + "." + type(m).__name__ for m in ckpt["model"].modules()})
         fused = yexperimental.attempt_load(str(path), device="cpu", fuse=True)
@@ -293,7 +303,8 @@ def dump_checkpoint(out_dir, cfg, seg, cls, seed, imgsz, batch):
         to_numpy_tree("fused", fused(im), arrays)
         to_numpy_tree("unfused", unfused(im), arrays)
     np.savez(out_dir / f"{name}.npz", **arrays)
-    meta = {"name": name, "classes": classes, "keys": list(ckpt), "nc": nc,
+    names = dict(enumerate(model.names)) if isinstance(model.names, list) else model.names
+    meta = {"name": name, "classes": classes, "names": {str(k): v for k, v in names.items()}, "keys": list(ckpt), "nc": nc,
             "task": "classify" if cls else "segment" if seg else "detect",
             "stride": [float(s) for s in unfused.stride], "pickled_size": path.stat().st_size,
             "outputs": {k: list(v.shape) for k, v in arrays.items()}}
@@ -301,33 +312,48 @@ def dump_checkpoint(out_dir, cfg, seg, cls, seed, imgsz, batch):
     print(json.dumps(meta))
 
 
+def resolve_cfg(name, root):
+    """A YAML path, or a file name looked up among --root's model YAMLs."""
+    cfg = Path(name)
+    if cfg.is_file():
+        return cfg.resolve()
+    found = [p for p in yaml_files(root) if p.name == cfg.name or p.stem == cfg.name]
+    if not found:
+        raise SystemExit(f"no model YAML '{name}' under {root}/models")
+    return found[0]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", metavar="OUT.json", help="write the per-config records here")
-    ap.add_argument("yamls", nargs="*", help="model YAMLs (default: all of --root's)")
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2]), help="one-yolov5 repository root")
-    ap.add_argument("--cls", nargs="?", const=CLS_SIZES, default="",
-                    help="--configs: also the -cls models of these sizes (default nsmlx); --checkpoint: classify")
-    ap.add_argument("--checkpoint", metavar="DIR", help="write an official-layout checkpoint and its outputs here")
-    ap.add_argument("--cfg", default="yolov5n.yaml", help="--checkpoint: model YAML (a path, or a name under --root)")
-    ap.add_argument("--seg", action="store_true", help="--checkpoint: the YAML has a Segment head")
+    ap.add_argument("--configs", metavar="OUT.json", help="write the per-config records here")
+    ap.add_argument("yamls", nargs="*", help="--configs: model YAMLs (default: every one under --root)")
+    ap.add_argument("--cls-sizes", default=CLS_SIZES, help="--configs: also yolov5{these}-cls ('' for none)")
+    ap.add_argument("--checkpoint", metavar="DIR", help="write official-layout checkpoints and their outputs here")
+    ap.add_argument("--cfg", nargs="+", default=["yolov5n.yaml"],
+                    help="--checkpoint: model YAMLs (paths or names under --root); NAME-cls = classifier cut from NAME")
+    ap.add_argument("--seg", action="store_true", help="--checkpoint: require Segment heads (they are also detected)")
+    ap.add_argument("--cls", action="store_true", help="--checkpoint: classifiers cut from every --cfg")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--imgsz", type=int, nargs=2, default=[256, 320], help="--checkpoint: input height width")
-    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=2, help="--checkpoint: input batch size")
     opt = ap.parse_args(argv)
+    if not (opt.configs or opt.checkpoint):
+        ap.error("give --configs OUT.json and/or --checkpoint DIR")
     torch.set_num_threads(1)  # measured here: 3-4x faster than 2 threads on the 2-core machine, and deterministic
     LOGGER.setLevel(logging.INFO)
     root = Path(opt.root).resolve()
     if opt.configs:
         cfgs = [Path(y).resolve() for y in opt.yamls] or yaml_files(root)
-        dump_configs(opt.configs, cfgs, opt.cls, root)
-    if opt.checkpoint:
-        cfg = Path(opt.cfg)
-        if not cfg.is_file():
-            cfg = next(p for p in yaml_files(root) if p.name == cfg.name)
-        dump_checkpoint(opt.checkpoint, cfg, opt.seg, bool(opt.cls), opt.seed, opt.imgsz, opt.batch)
-    if not (opt.configs or opt.checkpoint):
-        ap.error("give --configs OUT.json and/or --checkpoint DIR")
+        dump_configs(opt.configs, cfgs, opt.cls_sizes, root)
+    for name in opt.cfg if opt.checkpoint else []:
+        stem = Path(name).name.removesuffix(".yaml")
+        cls = opt.cls or stem.endswith("-cls")
+        cfg = resolve_cfg(stem.removesuffix("-cls") + ".yaml" if stem.endswith("-cls") else name, root)
+        seg = model_class(cfg) is yyolo.SegmentationModel
+        if opt.seg and not seg:
+            raise SystemExit(f"--seg: {cfg} has no Segment head")
+        dump_checkpoint(opt.checkpoint, cfg, seg, cls, opt.seed, opt.imgsz, opt.batch)
 
 
 if __name__ == "__main__":

@@ -331,10 +331,10 @@ class DetectionTrainer:
 
     def validate(self, model, **kwargs):
         import val as validate  # noqa: PLC0415 (the validator lives with val.py)
-        return validate.run(self.data_dict, batch_size=self.batch_size * 2, imgsz=self.imgsz, half=self.amp,
-                            model=model, single_cls=self.opt.single_cls, dataloader=self.val_loader,
-                            save_dir=self.save_dir, plots=False, callbacks=self.callbacks,
-                            compute_loss=self.compute_loss, **kwargs)
+        args = dict(batch_size=self.batch_size * 2, imgsz=self.imgsz, half=self.amp, model=model,
+                    single_cls=self.opt.single_cls, dataloader=self.val_loader, save_dir=self.save_dir, plots=False,
+                    callbacks=self.callbacks, compute_loss=self.compute_loss)
+        return validate.run(self.data_dict, **{**args, **kwargs})
 
     def checkpoint_dict(self, epoch):
         return {

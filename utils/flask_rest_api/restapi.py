@@ -1,0 +1,126 @@
+"""A Flask REST API serving YOLOv5 models: POST an image, get its detections as JSON.
+
+Usage:
+    python utils/flask_rest_api/restapi.py --port 5000 --model yolov5s            # official weights (downloaded)
+    python utils/flask_rest_api/restapi.py --model runs/train/exp/weights/best.pt  # served as .../object-detection/best
+    curl -X POST -F image=@img.jpg http://localhost:5000/v1/object-detection/yolov5s
+
+Replies:
+    200  [{"xmin": 12.3, "ymin": ..., "xmax": ..., "ymax": ..., "confidence": 0.87, "class": 0, "name": "person"}, ...]
+    400  {"error": "..."}  no 'image' field, bytes that are not an image, or an image over the size limits
+    404  {"error": "..."}  a model name the server does not serve
+    500  {"error": "..."}  inference failed; the server keeps serving
+GET /v1/object-detection lists the served models.
+"""
+
+import argparse
+import io
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flask import Flask, Response, jsonify, request  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
+
+DETECTION_URL = "/v1/object-detection/<model>"
+MAX_MB = 20.0  # largest request body
+MAX_PIXELS = 40_000_000  # largest image (width x height), checked before the pixels are decoded
+
+
+def _error(code, message):
+    return jsonify(error=message), code
+
+
+def decode_image(data, max_pixels=MAX_PIXELS):
+    """PIL image from uploaded bytes; ValueError with a message for anything that is not a usable image."""
+    if not data:
+        raise ValueError("the 'image' field is empty")
+    try:
+        im = Image.open(io.BytesIO(data))
+        w, h = im.size  # read from the header: nothing decoded yet
+        if w * h > max_pixels:
+            raise ValueError(f"image too large: {w}x{h} = {w * h} pixels, the limit is {max_pixels}")
+        im.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ValueError(f"not a readable image: {e}") from None
+    except (OSError, SyntaxError) as e:  # truncated or corrupt files
+        raise ValueError(f"corrupt image: {e}") from None
+    return im
+
+
+def create_app(models, size=640, max_mb=MAX_MB, max_pixels=MAX_PIXELS):
+    """The Flask app serving ``models`` (name -> AutoShape model) at /v1/object-detection/<name>."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = int(max_mb * (1 << 20))
+    lock = threading.Lock()  # one inference at a time: eager models are not re-entrant
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return _error(400, f"request too large: the limit is {max_mb:g} MB")
+
+    @app.route("/v1/object-detection", methods=["GET"])
+    def list_models():
+        return jsonify(models=sorted(models))
+
+    @app.route(DETECTION_URL, methods=["POST"])
+    def predict(model):
+        if model not in models:
+            return _error(404, f"unknown model '{model}'; this server has: {', '.join(sorted(models))}")
+        f = request.files.get("image")
+        if f is None:
+            return _error(400, "no image: send the image as the multipart form field 'image'")
+        try:
+            im = decode_image(f.read(), max_pixels)
+        except ValueError as e:
+            return _error(400, str(e))
+        try:
+            with lock:
+                results = models[model](im, size=size)
+            body = results.pandas().xyxy[0].to_json(orient="records")
+        except Exception as e:  # the request fails, the server does not
+            app.logger.exception("inference failed")
+            return _error(500, f"inference failed: {type(e).__name__}: {e}")
+        return Response(body, mimetype="application/json")
+
+    return app
+
+
+def load_models(specs):
+    """name -> AutoShape model, for hub names ('yolov5s') or weights paths (served under the file's stem)."""
+    import hubconf  # noqa: PLC0415
+
+    models = {}
+    for spec in specs:
+        if Path(spec).suffix:  # a weights file
+            models[Path(spec).stem] = hubconf.custom(path=spec)
+        else:
+            models[spec] = getattr(hubconf, spec)() if hasattr(hubconf, spec) else hubconf._create(spec)
+    return models
+
+
+def parse_opt(argv=None):
+    parser = argparse.ArgumentParser(description="Flask API exposing YOLOv5 model")
+    parser.add_argument("--port", default=5000, type=int, help="port number")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (127.0.0.1: this machine only)")
+    parser.add_argument("--model", nargs="+", default=["yolov5s"], help="model(s) to run, i.e. --model yolov5n yolov5s")
+    parser.add_argument("--size", type=int, default=640, help="inference size (pixels)")
+    parser.add_argument("--max-mb", type=float, default=MAX_MB, help="largest accepted request (MB)")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="largest accepted image (width x height)")
+    parser.add_argument("--backend", default=None, choices=["oneflow", "torch"], help="deep-learning framework")
+    return parser.parse_args(argv)
+
+
+def main(opt):
+    models = load_models(opt.model)
+    app = create_app(models, size=opt.size, max_mb=opt.max_mb, max_pixels=opt.max_pixels)
+    print(f"Serving {', '.join(sorted(models))} at http://{opt.host}:{opt.port}/v1/object-detection/<model>",
+          flush=True)
+    app.run(host=opt.host, port=opt.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main(parse_opt())

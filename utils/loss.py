@@ -1,0 +1,163 @@
+"""YOLOv5 detection loss (FACTS.md 6.1): anchor/cell assignment, CIoU box loss, IoU-target objectness, BCE classes.
+
+Vocabulary: nl output levels, na anchors per level, nc classes, nt targets; targets are (nt, 6) rows
+[image_index, class, x_center, y_center, width, height], normalised to 0-1.
+"""
+
+from utils.backend import nn, torch
+from utils.boxes import bbox_iou
+from utils.torch_utils import de_parallel
+
+
+def smooth_BCE(eps=0.1):  # noqa: N802 (ultralytics' public name)
+    """Positive and negative BCE targets under label smoothing eps (https://arxiv.org/abs/1902.04103)."""
+    return 1.0 - 0.5 * eps, 0.5 * eps
+
+
+smooth_bce = smooth_BCE
+
+
+class FocalLoss(nn.Module):
+    """Wraps a BCEWithLogitsLoss: scales each element by alpha-balance and (1 - p_t)^gamma (RetinaNet)."""
+
+    def __init__(self, loss_fcn, gamma=1.5, alpha=0.25):
+        super().__init__()
+        self.loss_fcn = loss_fcn
+        self.gamma, self.alpha = gamma, alpha
+        self.reduction = loss_fcn.reduction
+        self.loss_fcn.reduction = "none"  # the focal factor applies per element
+
+    def forward(self, pred, true):
+        loss = self.loss_fcn(pred, true)
+        p = torch.sigmoid(pred)
+        p_t = true * p + (1 - true) * (1 - p)
+        alpha = true * self.alpha + (1 - true) * (1 - self.alpha)
+        loss = loss * alpha * (1.0 - p_t) ** self.gamma
+        return loss.mean() if self.reduction == "mean" else loss.sum() if self.reduction == "sum" else loss
+
+
+class QFocalLoss(FocalLoss):
+    """Quality focal loss: the focal factor is |true - p|^gamma (Generalized Focal Loss)."""
+
+    def forward(self, pred, true):
+        loss = self.loss_fcn(pred, true)
+        p = torch.sigmoid(pred)
+        alpha = true * self.alpha + (1 - true) * (1 - self.alpha)
+        loss = loss * alpha * torch.abs(true - p) ** self.gamma
+        return loss.mean() if self.reduction == "mean" else loss.sum() if self.reduction == "sum" else loss
+
+
+class ComputeLoss:
+    """Loss of a Detect head's raw maps against targets.
+
+    Args:
+        model: the detection model (or a DDP wrapper of it); only its Detect head (nl, na, nc, anchors) is read.
+        hyp: hyperparameters: box, obj, cls (gains, already scaled by the trainer), cls_pw, obj_pw, anchor_t,
+            fl_gamma, and optionally label_smoothing.
+        autobalance: adapt the per-level objectness balance (off in YOLOv5).
+    Call:
+        loss(p, targets) -> (total * batch_size, detached [lbox, lobj, lcls])
+    """
+
+    sort_obj_iou = False  # when a cell is assigned twice, let the highest IoU write last
+
+    def __init__(self, model, hyp, autobalance=False):
+        m = de_parallel(model).model[-1]
+        self.device = m.anchors.device
+        self.hyp = dict(hyp)
+        bce_cls = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([float(hyp["cls_pw"])], device=self.device))
+        bce_obj = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([float(hyp["obj_pw"])], device=self.device))
+        self.cp, self.cn = smooth_BCE(eps=hyp.get("label_smoothing", 0.0))
+        g = hyp.get("fl_gamma", 0.0)
+        if g > 0:
+            bce_cls, bce_obj = FocalLoss(bce_cls, g), FocalLoss(bce_obj, g)
+        self.BCEcls, self.BCEobj = bce_cls, bce_obj
+        self.balance = {3: [4.0, 1.0, 0.4]}.get(m.nl, [4.0, 1.0, 0.25, 0.06, 0.02])
+        strides = [float(s) for s in m.stride]
+        self.ssi = strides.index(16) if autobalance else 0
+        self.gr = 1.0  # objectness target = gr * IoU + (1 - gr)
+        self.autobalance = autobalance
+        self.na, self.nc, self.nl = m.na, m.nc, m.nl
+        self.anchors = m.anchors  # (nl, na, 2) in grid units
+
+    def __call__(self, p, targets):
+        zero = torch.zeros(1, device=self.device)
+        lcls, lbox, lobj = zero, zero, zero
+        tcls, tbox, indices, anchors = self.build_targets(p, targets)
+        for i, pi in enumerate(p):
+            b, a, gj, gi = indices[i]
+            tobj = torch.zeros(pi.shape[:4], dtype=pi.dtype, device=self.device)
+            n = b.shape[0]
+            if n:
+                ps = pi[b, a, gj, gi]  # (n, no) predictions of the assigned anchors/cells
+                pxy = ps[:, 0:2].sigmoid() * 2 - 0.5
+                pwh = (ps[:, 2:4].sigmoid() * 2) ** 2 * anchors[i]
+                iou = bbox_iou(torch.cat((pxy, pwh), 1), tbox[i], CIoU=True).view(-1)
+                lbox = lbox + (1.0 - iou).mean()
+                iou = iou.detach().clamp(0).to(tobj.dtype)
+                if self.sort_obj_iou:
+                    order = iou.argsort()
+                    b, a, gj, gi, iou = b[order], a[order], gj[order], gi[order], iou[order]
+                if self.gr < 1:
+                    iou = (1.0 - self.gr) + self.gr * iou
+                tobj[b, a, gj, gi] = iou
+                if self.nc > 1:
+                    pcls = ps[:, 5:5 + self.nc]
+                    t = torch.full_like(pcls, self.cn)
+                    t[torch.arange(n, device=self.device), tcls[i]] = self.cp
+                    lcls = lcls + self.BCEcls(pcls, t)
+            obji = self.BCEobj(pi[..., 4], tobj)
+            lobj = lobj + obji * self.balance[i]
+            if self.autobalance:
+                self.balance[i] = self.balance[i] * 0.9999 + 0.0001 / obji.detach().item()
+        if self.autobalance:
+            self.balance = [x / self.balance[self.ssi] for x in self.balance]
+        lbox = lbox * self.hyp["box"]
+        lobj = lobj * self.hyp["obj"]
+        lcls = lcls * self.hyp["cls"]
+        bs = p[0].shape[0]
+        return (lbox + lobj + lcls) * bs, torch.cat((lbox, lobj, lcls)).detach()
+
+    def build_targets(self, p, targets):
+        """Assign each target to anchors (w/h ratio < anchor_t) and to its cell plus the 2 nearest neighbours.
+
+        Returns per level: class ids, box targets (xy offset from the cell in (-0.5, 1.5), wh in grid units),
+        (image, anchor, grid y, grid x) indices, and the matched anchors.
+        """
+        na, nt = self.na, targets.shape[0]
+        tcls, tbox, indices, anch = [], [], [], []
+        gain = torch.ones(7, device=self.device)
+        ai = torch.arange(na, device=self.device, dtype=torch.float32).view(na, 1).repeat(1, nt)
+        targets = torch.cat((targets.repeat(na, 1, 1), ai[..., None]), 2)  # (na, nt, 7): + anchor index
+        g = 0.5  # neighbour reach, in cells
+        off = torch.tensor([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], device=self.device, dtype=torch.float32) * g
+        for i in range(self.nl):
+            anchors, shape = self.anchors[i], p[i].shape
+            h, w = int(shape[2]), int(shape[3])
+            gain[2:6] = torch.tensor([w, h, w, h], device=self.device, dtype=torch.float32)
+            t = targets * gain  # to grid units
+            if nt:
+                r = t[..., 4:6] / anchors[:, None]
+                keep = torch.max(r, 1 / r).max(2)[0] < self.hyp["anchor_t"]
+                t = t[keep]
+                gxy = t[:, 2:4]
+                gxi = gain[[2, 3]] - gxy  # distance from the right / bottom edge
+                left_up = (gxy % 1 < g) & (gxy > 1)
+                right_down = (gxi % 1 < g) & (gxi > 1)
+                sel = torch.stack((torch.ones_like(left_up[:, 0]), left_up[:, 0], left_up[:, 1],
+                                   right_down[:, 0], right_down[:, 1]))
+                t = t.repeat((5, 1, 1))[sel]
+                offsets = (torch.zeros_like(gxy)[None] + off[:, None])[sel]
+            else:
+                t = targets[0]
+                offsets = torch.zeros_like(t[:, 2:4])
+            b, c = t[:, 0].long(), t[:, 1].long()
+            gxy, gwh, a = t[:, 2:4], t[:, 4:6], t[:, 6].long()
+            gij = (gxy - offsets).long()
+            gi = gij[:, 0].clamp(0, w - 1)
+            gj = gij[:, 1].clamp(0, h - 1)
+            indices.append((b, a, gj, gi))
+            tbox.append(torch.cat((gxy - torch.stack((gi, gj), 1), gwh), 1))
+            anch.append(anchors[a])
+            tcls.append(c)
+        return tcls, tbox, indices, anch

@@ -1,0 +1,217 @@
+"""Detection metrics as ultralytics YOLOv5 v7.0 computes them (FACTS.md 7.3): matching, AP, P/R/F1, confusion matrix.
+
+All arithmetic is NumPy on small host arrays, so both backends give the same numbers. Drawing lives in utils/plots.py;
+``ap_per_class(plot=True)`` and ``ConfusionMatrix.plot`` only call into it.
+
+Vocabulary: N predictions, M labels, T IoU thresholds (10: 0.50, 0.55, ..., 0.95), nc classes.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from utils.backend import is_tensor, to_numpy, torch
+from utils.boxes import bbox_ioa, bbox_iou, box_iou, wh_iou  # noqa: F401 (ultralytics exposes them here)
+
+_trapz = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
+
+
+def iou_thresholds():
+    """The 10 IoU thresholds of mAP@0.5:0.95 as float32, computed by the framework exactly as ultralytics does."""
+    return to_numpy(torch.linspace(0.5, 0.95, 10))
+
+
+def fitness(x):
+    """Model fitness: 0.1 * mAP@0.5 + 0.9 * mAP@0.5:0.95 of rows [P, R, mAP@0.5, mAP@0.5:0.95, ...]."""
+    w = [0.0, 0.0, 0.1, 0.9]
+    return (np.asarray(x)[:, :4] * w).sum(1)
+
+
+def smooth(y, f=0.05):
+    """Box filter over a fraction f of the points (odd width), padded with the end values."""
+    nf = round(len(y) * f * 2) // 2 + 1
+    pad = np.ones(nf // 2)
+    yp = np.concatenate((pad * y[0], y, pad * y[-1]), 0)
+    return np.convolve(yp, np.ones(nf) / nf, mode="valid")
+
+
+def compute_ap(recall, precision):
+    """AP of one precision/recall curve: precision envelope, 101-point interpolation, trapezoidal integration.
+
+    Returns:
+        (ap, envelope precision, recall) with the sentinels [0 ... 1] / [1 ... 0] added.
+    """
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.concatenate(([1.0], precision, [0.0]))
+    mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
+    x = np.linspace(0, 1, 101)  # COCO's 101 recall points
+    return _trapz(np.interp(x, mrec, mpre), x), mpre, mrec
+
+
+def ap_per_class(tp, conf, pred_cls, target_cls, plot=False, save_dir=".", names=(), eps=1e-16, prefix=""):
+    """Per-class AP at every IoU threshold, and P, R, F1 at the confidence that maximises the class-mean F1.
+
+    Args:
+        tp: (N, T) bool, correct predictions per IoU threshold; conf: (N,) scores; pred_cls: (N,) classes.
+        target_cls: (M,) classes of all labels.
+        plot: draw PR / F1 / P / R curves into save_dir (utils.plots); names: {class index: name}.
+    Returns:
+        tp, fp, p, r, f1 (each (C,)), ap (C, T), classes (C,) int, for the C classes that have labels.
+    """
+    tp, conf, pred_cls, target_cls = (np.asarray(a) for a in (tp, conf, pred_cls, target_cls))
+    order = np.argsort(-conf)
+    tp, conf, pred_cls = tp[order], conf[order], pred_cls[order]
+    unique_classes, nt = np.unique(target_cls, return_counts=True)
+    nc = unique_classes.shape[0]
+
+    px, py = np.linspace(0, 1, 1000), []  # confidence axis of the curves; PR curves at IoU 0.5
+    ap, p, r = np.zeros((nc, tp.shape[1])), np.zeros((nc, 1000)), np.zeros((nc, 1000))
+    for ci, c in enumerate(unique_classes):
+        i = pred_cls == c
+        n_l, n_p = nt[ci], i.sum()
+        if n_p == 0 or n_l == 0:
+            continue
+        fpc = (1 - tp[i]).cumsum(0)
+        tpc = tp[i].cumsum(0)
+        recall = tpc / (n_l + eps)
+        precision = tpc / (tpc + fpc)
+        r[ci] = np.interp(-px, -conf[i], recall[:, 0], left=0)  # conf decreases: interpolate on its negative
+        p[ci] = np.interp(-px, -conf[i], precision[:, 0], left=1)
+        for j in range(tp.shape[1]):
+            ap[ci, j], mpre, mrec = compute_ap(recall[:, j], precision[:, j])
+            if plot and j == 0:
+                py.append(np.interp(px, mrec, mpre))
+
+    f1 = 2 * p * r / (p + r + eps)
+    names = dict(enumerate(v for k, v in dict(names).items() if k in unique_classes))  # classes with labels only
+    if plot:
+        from utils.plots import plot_mc_curve, plot_pr_curve  # noqa: PLC0415 (matplotlib only when drawing)
+        save_dir = Path(save_dir)
+        plot_pr_curve(px, py, ap, save_dir / f"{prefix}PR_curve.png", names)
+        plot_mc_curve(px, f1, save_dir / f"{prefix}F1_curve.png", names, ylabel="F1")
+        plot_mc_curve(px, p, save_dir / f"{prefix}P_curve.png", names, ylabel="Precision")
+        plot_mc_curve(px, r, save_dir / f"{prefix}R_curve.png", names, ylabel="Recall")
+
+    i = smooth(f1.mean(0), 0.1).argmax()
+    p, r, f1 = p[:, i], r[:, i], f1[:, i]
+    tp = (r * nt).round()
+    fp = (tp / (p + eps) - tp).round()
+    return tp, fp, p, r, f1, ap, unique_classes.astype(int)
+
+
+# ------------------------------------------------------------------------------------------------------------ matching
+def _unique_first(matches, col):
+    """Rows of ``matches`` whose value in column ``col`` is seen first (np.unique order, as ultralytics)."""
+    return matches[np.unique(matches[:, col], return_index=True)[1]]
+
+
+def match_predictions(pred_classes, true_classes, iou, iouv):
+    """Which predictions are true positives at each IoU threshold, matched exactly as ultralytics v7.0 val.py does.
+
+    At each threshold, (label, prediction) pairs with IoU >= threshold and equal class are sorted by IoU, descending,
+    and each prediction keeps its highest-IoU pair (np.unique). That step leaves the pairs ordered by prediction index,
+    so a label claimed by several predictions then goes to the one listed first (for NMS output: the highest score),
+    not to the one with the highest IoU: v7.0 comments out the re-sort between the two steps. COCOeval instead lets
+    predictions in score order take the unmatched label of highest IoU; the two differ when predictions compete.
+
+    Args:
+        pred_classes: (N,); true_classes: (M,); iou: (M, N) IoU of labels with predictions; iouv: (T,) thresholds.
+    Returns:
+        (N, T) bool numpy array.
+    """
+    pred_classes, true_classes, iou = (np.asarray(to_numpy(a)) for a in (pred_classes, true_classes, iou))
+    iouv = np.asarray(to_numpy(iouv))
+    correct = np.zeros((pred_classes.shape[0], iouv.shape[0]), dtype=bool)
+    same_class = true_classes[:, None] == pred_classes[None, :]
+    for k, thr in enumerate(iouv):
+        li, di = np.nonzero((iou >= thr) & same_class)
+        if not li.size:
+            continue
+        matches = np.stack((li, di, iou[li, di]), 1).astype(iou.dtype)
+        if li.size > 1:
+            matches = matches[matches[:, 2].argsort()[::-1]]
+            matches = _unique_first(matches, 1)
+            matches = _unique_first(matches, 0)
+        correct[matches[:, 1].astype(int), k] = True
+    return correct
+
+
+def process_batch(detections, labels, iouv):
+    """True-positive matrix of one image's detections against its labels (val.py's process_batch).
+
+    Args:
+        detections: (N, 6) [x1, y1, x2, y2, conf, class]; labels: (M, 5) [class, x1, y1, x2, y2]; iouv: (T,).
+            Tensors or numpy arrays, in the same coordinate frame.
+    Returns:
+        (N, T) bool, a tensor on the detections' device when detections is a tensor, else numpy.
+    """
+    iou = box_iou(labels[:, 1:], detections[:, :4])
+    correct = match_predictions(detections[:, 5], labels[:, 0], iou, iouv)
+    if is_tensor(detections):
+        return torch.from_numpy(correct).to(detections.device)
+    return correct
+
+
+# -------------------------------------------------------------------------------------------------- confusion matrix
+class ConfusionMatrix:
+    """(nc + 1) x (nc + 1) counts, rows = predicted class, columns = true class; index nc is background.
+
+    Detections below ``conf`` are ignored; a detection and a label match at IoU > ``iou_thres`` regardless of class.
+    """
+
+    def __init__(self, nc, conf=0.25, iou_thres=0.45):
+        self.matrix = np.zeros((nc + 1, nc + 1))
+        self.nc = nc
+        self.conf = conf
+        self.iou_thres = iou_thres
+
+    def process_batch(self, detections, labels):
+        """Add one image: detections (N, 6) [xyxy, conf, cls] or None, labels (M, 5) [cls, xyxy] (or (M,) classes
+        when detections is None)."""
+        labels = np.asarray(to_numpy(labels))
+        if detections is None:
+            for gc in labels.astype(int).reshape(-1):
+                self.matrix[self.nc, gc] += 1  # missed: background
+            return
+        detections = np.asarray(to_numpy(detections))
+        detections = detections[detections[:, 4] > self.conf]
+        gt_classes = labels[:, 0].astype(int)
+        detection_classes = detections[:, 5].astype(int)
+        iou = box_iou(labels[:, 1:], detections[:, :4])
+
+        li, di = np.nonzero(iou > self.iou_thres)
+        if li.size:
+            matches = np.stack((li, di, iou[li, di]), 1)
+            if li.size > 1:
+                matches = _unique_first(matches[matches[:, 2].argsort()[::-1]], 1)
+                matches = _unique_first(matches[matches[:, 2].argsort()[::-1]], 0)
+        else:
+            matches = np.zeros((0, 3))
+
+        n = matches.shape[0] > 0
+        m0, m1 = matches[:, 0].astype(int), matches[:, 1].astype(int)
+        for i, gc in enumerate(gt_classes):
+            j = m0 == i
+            if n and j.sum() == 1:
+                self.matrix[detection_classes[m1[j]][0], gc] += 1  # matched (right or wrong class)
+            else:
+                self.matrix[self.nc, gc] += 1  # missed: background
+        if n:
+            for i, dc in enumerate(detection_classes):
+                if not (m1 == i).any():
+                    self.matrix[dc, self.nc] += 1  # false detection on background
+
+    def tp_fp(self):
+        """True and false positives per class (background excluded)."""
+        tp = self.matrix.diagonal()
+        fp = self.matrix.sum(1) - tp
+        return tp[:-1], fp[:-1]
+
+    def plot(self, normalize=True, save_dir="", names=()):
+        """Save confusion_matrix.png into save_dir (see utils.plots.plot_confusion_matrix)."""
+        from utils.plots import plot_confusion_matrix  # noqa: PLC0415 (matplotlib only when drawing)
+        plot_confusion_matrix(self.matrix, self.nc, normalize=normalize, save_dir=save_dir, names=list(names))
+
+    def print(self):
+        for row in self.matrix:
+            print(" ".join(map(str, row)))
