@@ -7,8 +7,8 @@ Usage:
     model = hubconf.yolov5n(pretrained=False, classes=3)     # a fresh network from models/yolov5n.yaml
     results = model("image.jpg"); results.print()
 
-    import torch                                             # PyTorch's hub loader, from a local clone
-    model = torch.hub.load(".", "custom", path="best.pt", source="local")
+    >>> import torch                                         # PyTorch's hub loader, from a local clone
+    >>> model = torch.hub.load(".", "custom", path="best.pt", source="local")
 
 When PyTorch is already imported and no backend was chosen (YOLOV5_BACKEND / --backend), the models are PyTorch
 models, as a torch.hub user expects; otherwise the default backend (OneFlow) is used.
