@@ -1,5 +1,5 @@
 # one-yolov5: set-up, the main job and the tests. Every target installs what it needs and is idempotent.
-#   make demo     the main job on built-in data (creates .venv on first use)
+#   make demo     the main job: train/val/detect/export on built-in data (creates .venv on first use; BACKEND=torch)
 #   make test     the test suite on both backends (creates .venv and .venv-torch on first use)
 SHELL := /bin/bash
 PY310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
@@ -31,8 +31,10 @@ $(VENV_TORCH)/.installed: requirements-torch.txt
 venv: $(VENV)/.installed
 venv-torch: $(VENV_TORCH)/.installed
 
+BACKEND ?= oneflow
 demo: venv
-	$(VENV)/bin/python models/yolo.py --cfg yolov5n.yaml --profile --imgsz 256
+	@if [ "$(BACKEND)" = torch ]; then $(MAKE) --no-print-directory venv-torch && $(VENV_TORCH)/bin/python -m utils.demo --backend torch; \
+	else $(VENV)/bin/python -m utils.demo --backend $(BACKEND); fi
 
 # The ultralytics reference (for parity tests) is set up only where its tool exists (this project's CI machines).
 reference:

@@ -14,6 +14,9 @@ Usage - sources:
 Usage - outputs (as ultralytics): runs/detect/exp{n}/ annotated images and .mp4 videos, labels/*.txt with
 --save-txt (rows `cls x y w h [conf]`, normalised), crops/<class>/ with --save-crop, feature maps with --visualize.
 
+Usage - formats (export.py writes them):
+    python detect.py --weights yolov5s.pt / yolov5s.onnx (onnxruntime; --dnn: OpenCV DNN) / yolov5s.torchscript
+
 Usage - backend:
     python detect.py --backend torch ...   (or YOLOV5_BACKEND=torch; default oneflow)
 """

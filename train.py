@@ -8,7 +8,9 @@ Usage - resume the most recent (or a given) run:
     python train.py --resume [runs/train/exp/weights/last.pt]
 Usage - PyTorch backend:
     python train.py --backend torch ...
-Multi-process: python -m oneflow.distributed.launch --nproc_per_node 2 train.py ... (see README)
+Usage - multi-process DDP (--batch-size is the total; one process per CPU core or per GPU):
+    python -m oneflow.distributed.launch --nproc_per_node 2 train.py --batch 16 ... [--device 0,1]
+    torchrun --nproc_per_node 2 train.py --backend torch --batch 16 ... [--device 0,1]
 """
 
 import argparse
@@ -23,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 import yaml  # noqa: E402
 
-from utils.backend import select_device  # noqa: E402
+from utils import dist  # noqa: E402  (no framework import here: dist.preflight() must run before it)
 from utils.callbacks import Callbacks  # noqa: E402
 from utils.cli import add_backend_arg, print_args  # noqa: E402
 from utils.files import find_file, increment_path  # noqa: E402
@@ -65,7 +67,8 @@ def parse_opt(known=False):
     parser.add_argument("--freeze", nargs="+", type=int, default=[0], help="Freeze layers: backbone=10, first3=0 1 2")
     parser.add_argument("--save-period", type=int, default=-1, help="Save checkpoint every x epochs (disabled if < 1)")
     parser.add_argument("--seed", type=int, default=0, help="Global training seed")
-    parser.add_argument("--local_rank", type=int, default=-1, help="Automatic DDP Multi-GPU argument, do not modify")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=-1,
+                        help="Automatic DDP Multi-GPU argument, do not modify")
     parser.add_argument("--entity", default=None, help="Entity")
     parser.add_argument("--upload_dataset", nargs="?", const=True, default=False, help='Upload data, "val" option')
     parser.add_argument("--bbox_interval", type=int, default=-1, help="Set bounding-box image logging interval")
@@ -103,7 +106,7 @@ def resolve_resume(opt):
 
 
 def main(opt, callbacks=None):
-    from utils.backend import banner  # noqa: PLC0415
+    from utils.backend import banner, select_device  # noqa: PLC0415
     callbacks = callbacks or Callbacks()
     if opt.resume and not opt.evolve:
         opt = resolve_resume(opt)
@@ -119,11 +122,10 @@ def main(opt, callbacks=None):
         opt.save_dir = str(increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok))
     print_args(vars(opt))
     LOGGER.debug(banner())
-    if opt.local_rank != -1 or int(os.getenv("WORLD_SIZE", 1)) > 1:
-        raise NotImplementedError("multi-process (DDP) training is not available yet; run a single process")
+    ddp = dist.setup(opt, log=LOGGER.info)  # launched: checks, device, process group; else a no-op Dist()
     if opt.batch_size < 1:
         raise ValueError("--batch-size -1 (AutoBatch) needs a CUDA device; pass a positive batch size on the CPU")
-    device = select_device(opt.device, batch_size=opt.batch_size, log=LOGGER.info)
+    device = ddp.device if ddp.ddp else select_device(opt.device, batch_size=opt.batch_size, log=LOGGER.info)
     if isinstance(opt.hyp, dict):  # resumed runs carry the hyp dict itself in opt.yaml
         hyp = dict(opt.hyp)
     else:
@@ -133,7 +135,10 @@ def main(opt, callbacks=None):
         from utils.evolve import evolve  # noqa: PLC0415
         return evolve(opt, hyp, device, callbacks)
     from utils.engine.trainer import DetectionTrainer  # noqa: PLC0415
-    return DetectionTrainer(opt, hyp, callbacks, device).fit()
+    try:
+        return DetectionTrainer(opt, hyp, callbacks, device, dist=ddp).fit()
+    finally:
+        ddp.close()
 
 
 def run(**kwargs):
@@ -146,4 +151,5 @@ def run(**kwargs):
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    dist.preflight()  # under a launcher: tie this process to it, check MASTER_PORT (before `import oneflow`)
+    dist.call_main(main, parse_opt())

@@ -13,7 +13,9 @@ Python (what train.py calls every epoch):
     (mp, mr, map50, map, *losses), maps, times = val.run(data_dict, model=ema, dataloader=loader, save_dir=dir,
                                                          plots=False, callbacks=callbacks, compute_loss=loss_fn)
 
-Weights formats: .pt (official ultralytics v7.0 files and checkpoints written by train.py).
+Weights formats: .pt (official ultralytics v7.0 files and checkpoints written by train.py), and the files export.py
+writes: .onnx (onnxruntime, or OpenCV DNN with --dnn) and .torchscript (PyTorch backend); exported formats run one
+image at a time (--batch-size 1), as in ultralytics.
 """
 
 import argparse

@@ -130,7 +130,8 @@ class AutoShape(nn.Module):
                 g = max(size) / max(s)
                 shape1.append([int(y * g) for y in s])
             stride = _max_stride(self.stride)
-            shape1 = [int(np.ceil(x / stride) * stride) for x in np.array(shape1).max(0)]
+            shape1 = ([int(np.ceil(x / stride) * stride) for x in np.array(shape1).max(0)] if self.pt
+                      else list(size))  # exported files: the inference size itself, as ultralytics
             x = np.stack([letterbox(im, shape1, auto=False)[0] for im in ims])
             x = np.ascontiguousarray(x.transpose((0, 3, 1, 2)))
             x = from_numpy(x, p.device).type_as(p) / 255

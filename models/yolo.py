@@ -65,6 +65,7 @@ class Detect(nn.Module):
         for i in range(self.nl):
             x[i] = self.m[i](x[i])
             bs, _, ny, nx = x[i].shape
+            bs = -1 if self.export else bs  # exported graphs keep the batch free (dynamic-batch ONNX)
             x[i] = x[i].view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
             if not self.training:
                 z.append(self._decode(x[i], i).view(bs, self.na * nx * ny, self.no))

@@ -2,9 +2,9 @@
 
 The format is read off the file name as ultralytics does (``best.pt``, ``best.onnx``, ``best_openvino_model/`` ...).
 Each format has a *runtime*: a small class that loads the file and runs a BCHW float batch. Adding a format means
-writing one ``Runtime`` subclass and one entry in ``RUNTIMES``; nothing else changes. Only ``.pt`` is here now (ours
-and official ultralytics files, through ``attempt_load``); ``.onnx`` is the next entry (onnxruntime, or OpenCV DNN
-when ``dnn=True``), added by the export work.
+writing one ``Runtime`` subclass and one entry in ``RUNTIMES``; nothing else changes. Here: ``.pt`` (ours and official
+ultralytics files, through ``attempt_load``), ``.onnx`` (onnxruntime, or OpenCV DNN when ``dnn=True``) and
+``.torchscript`` (PyTorch backend only), as written by export.py.
 
 Usage:
     model = DetectMultiBackend("yolov5s.pt", device=select_device(""), fp16=False)
@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 import yaml
 
-from utils.backend import capabilities, from_numpy, nn, time_sync, torch
+from utils.backend import capabilities, from_numpy, nn, time_sync, to_numpy, torch
 from utils.log import LOGGER
 
 # (format name, ultralytics flag attribute, file-name ending), in ultralytics' export_formats() order
@@ -111,7 +111,118 @@ class PtRuntime(Runtime):
         return self.module(im)
 
 
-RUNTIMES = {"pt": PtRuntime}  # flag -> Runtime subclass; the export work adds "onnx"
+def _task_from_outputs(shapes):
+    """'segment' for two outputs (detections + protos), 'classify' for one (b, nc) output, else 'detect'."""
+    if len(shapes) == 2:
+        return "segment"
+    return "classify" if len(shapes[0]) == 2 else "detect"
+
+
+class OnnxRuntime(Runtime):
+    """``.onnx`` files (export.py's or ultralytics'): onnxruntime, or OpenCV DNN when ``dnn=True``.
+
+    stride and names come from the file's metadata (written by export.py); a file exported with a fixed input shape
+    refuses other shapes with a message that says which shape to use (or to export with --dynamic).
+    """
+
+    def __init__(self, path, weights, device, fp16=False, fuse=True, dnn=False, data=None):
+        import onnx  # noqa: PLC0415
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"weights not found: {path}")
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as e:
+            raise UnsupportedFormatError(f"{path}: not a readable ONNX file ({type(e).__name__}: {e})") from None
+        meta = {p.key: p.value for p in proto.metadata_props}
+        self.stride = int(meta.get("stride", 32))
+        self.names = _literal_names(meta.get("names"))
+        init = {t.name for t in proto.graph.initializer}
+        inp = next(v for v in proto.graph.input if v.name not in init)
+        self.input_name = inp.name
+        self.input_shape = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+        self.output_names = [o.name for o in proto.graph.output]
+        self.task = _task_from_outputs([o.type.tensor_type.shape.dim for o in proto.graph.output])
+        self.fp16 = inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16  # the file decides, not --half
+        self.path = str(path)
+        self.dnn = dnn
+        if dnn:
+            import cv2  # noqa: PLC0415
+
+            LOGGER.info(f"Loading {path} for ONNX OpenCV DNN inference...")
+            try:
+                self.net = cv2.dnn.readNetFromONNX(str(path))
+            except cv2.error as e:
+                hint = (" (OpenCV DNN does not handle dynamic image sizes: export without --dynamic for --dnn)"
+                        if any(n is None for n in self.input_shape[2:]) else "")
+                raise UnsupportedFormatError(f"OpenCV {cv2.__version__} DNN cannot read {path}{hint}; run it with "
+                                             f"onnxruntime instead (without --dnn). OpenCV said: "
+                                             f"{str(e).strip().splitlines()[-1][:200]}") from None
+        else:
+            from utils.export import onnx_session  # noqa: PLC0415
+
+            LOGGER.info(f"Loading {path} for ONNX Runtime inference...")
+            self.session = onnx_session(path, cuda=str(device).startswith("cuda"))
+
+    def _check_shape(self, shape):
+        fixed = [(i, n) for i, n in enumerate(self.input_shape) if n]
+        if any(shape[i] != n for i, n in fixed):
+            want = tuple(n or "any" for n in self.input_shape)
+            raise ValueError(f"{self.path} was exported for input shape {want} (b, 3, h, w), got {tuple(shape)}: run "
+                             f"it at that --imgsz / --batch-size, or export it again with --dynamic")
+
+    def forward(self, im, augment=False, visualize=False):
+        x = to_numpy(im).astype(np.float16 if self.fp16 else np.float32)
+        self._check_shape(x.shape)
+        if self.dnn:
+            self.net.setInput(x)
+            y = self.net.forward(self.output_names)
+            return list(y)
+        return self.session.run(self.output_names, {self.input_name: x})
+
+
+class TorchScriptRuntime(Runtime):
+    """``.torchscript`` files written by export.py (or ultralytics); PyTorch backend only."""
+
+    def __init__(self, path, weights, device, fp16=False, fuse=True, dnn=False, data=None):
+        import json  # noqa: PLC0415
+
+        from utils.backend import ExportUnsupportedError, load_torchscript  # noqa: PLC0415
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"weights not found: {path}")
+        try:
+            module, extra = load_torchscript(path, device)
+        except ExportUnsupportedError as e:
+            raise UnsupportedFormatError(str(e)) from None
+        LOGGER.info(f"Loading {path} for TorchScript inference...")
+        d = json.loads(extra.get("config.txt") or "{}")
+        self.stride = int(d.get("stride", 32))
+        self.names = {int(k): str(v) for k, v in d["names"].items()} if isinstance(d.get("names"), dict) else None
+        self.fp16 = fp16
+        self.module = module.half() if fp16 else module.float()
+        self.task = d.get("task", "detect")
+
+    def forward(self, im, augment=False, visualize=False):
+        return self.module(im)
+
+
+def _literal_names(text):
+    """Class names from metadata text such as "{0: 'person', 1: 'bicycle'}" (read as a literal, never executed)."""
+    import ast  # noqa: PLC0415
+
+    if not text:
+        return None
+    try:
+        names = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
+    return {int(k): str(v) for k, v in names.items()} if isinstance(names, dict) else None
+
+
+RUNTIMES = {"pt": PtRuntime, "jit": TorchScriptRuntime, "onnx": OnnxRuntime}  # flag -> Runtime subclass
 
 
 # ------------------------------------------------------------------------------------------------- the public class

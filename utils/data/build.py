@@ -14,14 +14,23 @@ _SEED_BASE = 6148914691236517205  # ultralytics' generator offset, kept so shuff
 
 
 class _RepeatSampler:
-    """A batch sampler that starts over forever, so the loader's iterator (and its workers) never ends."""
+    """A batch sampler that starts over forever, so the loader's iterator (and its workers) never ends.
+
+    A DistributedSampler inside moves to the next epoch after each pass unless set_epoch() already did: worker
+    prefetching may start a pass before the trainer's set_epoch() call, and every pass must still get a new shard
+    permutation (the same one on every rank, since all ranks pass in step).
+    """
 
     def __init__(self, sampler):
         self.sampler = sampler
 
     def __iter__(self):
+        inner = getattr(self.sampler, "sampler", None)
         while True:
+            epoch = getattr(inner, "epoch", None)
             yield from iter(self.sampler)
+            if epoch is not None and inner.epoch == epoch:
+                inner.set_epoch(epoch + 1)
 
 
 class InfiniteDataLoader(DataLoader):
@@ -59,14 +68,15 @@ def num_workers(batch_size, workers, n_devices=None):
 
 def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=None, augment=False, cache=False,
                       pad=0.0, rect=False, rank=-1, workers=8, image_weights=False, quad=False, prefix="",
-                      shuffle=False, seed=0):
+                      shuffle=False, seed=0, world_size=None):
     """Build LoadImagesAndLabels on ``path`` and its loader.
 
     Args:
         path: image dir / .txt list / list of those. imgsz: image size. batch_size: per-process batch.
         stride: model stride (rect shapes). hyp: augmentation hyperparameters (needed when ``augment``).
         cache: False | 'ram' | 'disk'. pad: rect padding in strides. rect: rectangular batches (disables shuffle).
-        rank: DDP rank (-1: single process); a DistributedSampler is used otherwise.
+        rank: DDP rank (-1: single process); a DistributedSampler is used otherwise, over ``world_size`` shards
+        (default: $WORLD_SIZE). Each rank then loads ``batch_size`` images per step from its own shard.
         workers: upper bound on loader worker processes. image_weights: plain DataLoader so ``dataset.indices``
         updates reach each epoch. quad: collate 4 images into 1 (collate_fn4). shuffle, seed: sampling order.
     Returns:
@@ -75,16 +85,18 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
     if rect and shuffle:
         LOGGER.warning("WARNING ⚠️ --rect is incompatible with DataLoader shuffle, setting shuffle=False")
         shuffle = False
-    # Under DDP every rank may scan labels at once: the cache is written atomically, so the last writer wins intact.
+    # Under DDP the trainer builds this on rank 0 first (Dist.zero_first), so one rank writes the labels cache.
     dataset = LoadImagesAndLabels(path, imgsz, batch_size, augment=augment, hyp=hyp, rect=rect,
                                   cache_images=cache, single_cls=single_cls, stride=int(stride), pad=pad,
                                   image_weights=image_weights, prefix=prefix, workers=workers)
     batch_size = min(batch_size, len(dataset))
-    nw = num_workers(batch_size, workers)
-    sampler = None
-    if rank != -1:  # replicas and rank from the launcher's environment: no process group needed to build it
-        sampler = DistributedSampler(dataset, num_replicas=int(os.getenv("WORLD_SIZE", 1)),
-                                     rank=int(os.getenv("RANK", rank)), shuffle=shuffle)
+    sampler, n_procs = None, None
+    if rank != -1:  # replicas and rank given explicitly: no process group needed to build it
+        replicas = int(world_size or os.getenv("WORLD_SIZE", 1))
+        sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed)
+        # CPU DDP: each process is a "device" sharing the cores (workers per process = cores / processes)
+        n_procs = max(cuda_device_count(), int(os.getenv("LOCAL_WORLD_SIZE") or replicas))
+    nw = num_workers(batch_size, workers, n_devices=n_procs)
     loader_cls = DataLoader if image_weights else InfiniteDataLoader
     generator = data_generator(_SEED_BASE + seed + int(os.getenv("RANK", -1)))
     kwargs = dict(batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,

@@ -4,6 +4,9 @@ Keys (ultralytics): ``path`` (root; relative paths are relative to the repositor
 ``test`` (each a directory, a .txt image list, or a list of those, relative to ``path``), ``names`` (list or
 {index: name}), optional ``nc`` and optional ``download``.
 
+``generate`` (ours): the built-in synthetic dataset (data/synthetic.yaml) is written on first use by
+utils/data/synthetic.py with the arguments given there, e.g. ``generate: {task: detect, n_train: 512, imgsz: 128}``.
+
 ``download`` differs on purpose: ultralytics *executes* it when it is a bash or Python snippet. We never run code from a
 data file; we accept URLs only:
   - ``download: https://.../data.zip``: fetched and extracted into the parent folder of ``path``;
@@ -71,15 +74,28 @@ def check_dataset(data, autodownload=True):
     missing = _missing(data.get("val"))
     if missing:
         LOGGER.info(f"\nDataset not found ⚠️, missing paths {missing}")
-        if not (data.get("download") and autodownload):
+        if data.get("generate"):
+            _generate_dataset(data["generate"], path)
+        elif not (data.get("download") and autodownload):
             raise DatasetError(f"Dataset not found ❌: {missing} missing. Put the images there (see the 'path:' and "
                                f"'val:' keys of the dataset YAML) or add a 'download:' URL to it")
-        _download_dataset(data["download"], path)
+        else:
+            _download_dataset(data["download"], path)
         still = _missing(data["val"])
         if still:
-            raise DatasetError(f"Dataset download finished but {still} is still missing: the archive does not hold "
+            raise DatasetError(f"Dataset download/generation finished but {still} is still missing: the archive does not hold "
                                f"the layout the YAML expects under {path}")
     return data
+
+
+def _generate_dataset(spec, path):
+    """Write the synthetic dataset into ``path`` (only into a new folder or an earlier synthetic one)."""
+    from utils.data.synthetic import make_dataset  # noqa: PLC0415 (cv2 drawing code, only needed here)
+    if not isinstance(spec, dict):
+        raise ValueError(f"data.yaml 'generate:' must be a mapping of utils.data.synthetic.make_dataset arguments, "
+                         f"not {spec!r}")
+    LOGGER.info(f"Generating the synthetic dataset into {path} ({spec}) ...")
+    make_dataset(path, **spec)
 
 
 def _check_keys(data):

@@ -86,15 +86,20 @@ def _shape_mask(cls, rng, h, w, size, center):
     return mask > 0
 
 
-def _object_colour(rng):
-    """A saturated colour (BGR) and a second shade for a gradient across the object."""
-    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(150, 256), rng.integers(140, 256)]]])
+def _object_colour(rng, cls):
+    """A saturated colour (BGR) of the class's hue family and a second shade for a gradient across the object.
+
+    Each class owns a hue band (OpenCV hue 0-180, bands 30 apart, +/- 8): colour is a real but imperfect cue, as in
+    natural data, while the shape decides; neighbouring bands come close after hue augmentation.
+    """
+    hue = (cls * 180 // len(CLASS_NAMES) + rng.integers(-8, 9)) % 180
+    hsv = np.uint8([[[hue, rng.integers(150, 256), rng.integers(140, 256)]]])
     c1 = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
     return c1, np.clip(c1 * rng.uniform(0.6, 1.0), 0, 255)
 
 
-def _paint(img, mask, rng):
-    c1, c2 = _object_colour(rng)
+def _paint(img, mask, rng, cls):
+    c1, c2 = _object_colour(rng, cls)
     ys, xs = np.nonzero(mask)
     t = (xs - xs.min()) / max(1, xs.max() - xs.min())  # left-to-right shade
     img[ys, xs] = c1 * (1 - t[:, None]) + c2 * t[:, None]
@@ -162,8 +167,8 @@ def render_scene(rng, imgsz):
     img = _background(rng, h, w)
     n = 0 if rng.random() < 1 / 16 else int(rng.integers(1, 6))
     objects = _place_objects(rng, h, w, n, (0.12, 0.42))
-    for _, m, _ in objects:
-        _paint(img, m, rng)
+    for c, m, _ in objects:
+        _paint(img, m, rng, c)
     img += rng.normal(0, 3, img.shape).astype(np.float32)
     return np.clip(np.round(img), 0, 255).astype(np.uint8), [(c, vis) for c, _, vis in objects if vis.sum() >= 16]
 
@@ -173,7 +178,7 @@ def render_single(rng, imgsz, cls):
     img = _background(rng, imgsz, imgsz)
     size = rng.uniform(0.45, 0.8) * imgsz
     center = rng.uniform(0.5 * size, imgsz - 0.5 * size, 2) if size < imgsz else (imgsz / 2, imgsz / 2)
-    _paint(img, _shape_mask(cls, rng, imgsz, imgsz, size, center), rng)
+    _paint(img, _shape_mask(cls, rng, imgsz, imgsz, size, center), rng, cls)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 

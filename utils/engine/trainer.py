@@ -5,6 +5,10 @@ AutoAnchor, optimizer groups, warmup + LambdaLR-equivalent schedule, nominal-bat
 EMA, per-epoch validation on the EMA model, fitness, results.csv, last/best checkpoints, early stopping, final
 validation of best.pt. ``opt`` is the argparse Namespace of train.py and stops here: library calls get explicit
 arguments.
+
+Under DDP (``dist``: utils.dist.Dist of a launched process) every rank trains on its shard with batch/WORLD_SIZE
+images; rank 0 alone writes files, logs, validates and keeps the EMA; the other ranks meet it at collectives only
+(AutoAnchor result, stop flags, the final barrier), so no rank ever skips a collective the others enter.
 """
 
 import math
@@ -26,6 +30,7 @@ from utils.backend import (GradScaler, autocast, clip_grad_norm_, cuda_memory_re
                            load_optimizer_state, optimizer_state, to_numpy, torch)
 from utils.callbacks import Callbacks
 from utils.cli import check_img_size
+from utils.dist import Dist
 from utils.log import LOGGER, colorstr
 from utils.loss import ComputeLoss
 from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, one_cycle, smart_optimizer
@@ -73,40 +78,60 @@ def plain(obj):
 
 
 def write_results_csv(file, epoch, values):
-    """Append one row to results.csv with ultralytics' layout (right-aligned %20 columns)."""
-    keys = ["epoch", *RESULT_KEYS]
-    header = "" if Path(file).exists() else ("%20s," * len(keys) % tuple(keys)).rstrip(",") + "\n"
-    with open(file, "a") as f:
-        f.write(header + ("%20.5g," * len(keys) % tuple([epoch, *values])).rstrip(",") + "\n")
+    """Add the row of ``epoch`` to results.csv with ultralytics' layout (right-aligned %20 columns).
+
+    Rows of this epoch or later ones (left by a run killed after its CSV row but before its checkpoint, then resumed
+    from the previous epoch) and a torn last line are dropped, so the file always holds one row per finished epoch.
+    The file is replaced atomically.
+    """
+    file, keys = Path(file), ["epoch", *RESULT_KEYS]
+
+    def kept(line):
+        cells = line.split(",")
+        try:
+            return len(cells) == len(keys) and float(cells[0]) < epoch
+        except ValueError:
+            return False
+
+    rows = [ln for ln in file.read_text().splitlines()[1:] if kept(ln)] if file.exists() else []
+    header = ("%20s," * len(keys) % tuple(keys)).rstrip(",")
+    row = ("%20.5g," * len(keys) % tuple([epoch, *values])).rstrip(",")
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text("\n".join([header, *rows, row]) + "\n")
+    os.replace(tmp, file)
 
 
 class DetectionTrainer:
     """One training run. Build it with train.py's opt, a hyp dict and Callbacks; call fit()."""
 
-    def __init__(self, opt, hyp, callbacks=None, device=None):
+    def __init__(self, opt, hyp, callbacks=None, device=None, dist=None):
         self.opt = opt
         self.hyp = dict(hyp)
-        self.callbacks = callbacks or Callbacks()
+        self.dist = dist or Dist()
+        self.callbacks = (callbacks or Callbacks()) if self.dist.main else Callbacks()  # loggers live on rank 0
         self.device = device if device is not None else backend.select_device(opt.device, opt.batch_size)
         self.save_dir = Path(opt.save_dir)
         self.wdir = self.save_dir / "weights"
         self.last, self.best = self.wdir / "last.pt", self.wdir / "best.pt"
-        self.epochs, self.batch_size = opt.epochs, opt.batch_size
-        self.plots = not opt.evolve and not opt.noplots
+        self.epochs, self.batch_size = opt.epochs, opt.batch_size  # batch_size: the total over all processes
+        self.local_batch_size = opt.batch_size // self.dist.world_size
+        self.plots = not opt.evolve and not opt.noplots and self.dist.main
+        self.ema = None
 
     # ------------------------------------------------------------------------------------------------------- setup
     def setup(self):
         opt, hyp = self.opt, self.hyp
         self.callbacks.run("on_pretrain_routine_start")
-        self.wdir.mkdir(parents=True, exist_ok=True)
         LOGGER.info(colorstr("hyperparameters: ") + ", ".join(f"{k}={v}" for k, v in hyp.items()))
         opt.hyp = dict(hyp)  # the unscaled hyps travel in opt.yaml and the checkpoint, as ultralytics
-        if not opt.evolve:
-            with open(self.save_dir / "hyp.yaml", "w") as f:
-                yaml.safe_dump(plain(hyp), f, sort_keys=False)
-            with open(self.save_dir / "opt.yaml", "w") as f:
-                yaml.safe_dump(plain(vars(opt)), f, sort_keys=False)
-        init_seeds(opt.seed + 1, deterministic=True)
+        if self.dist.main:
+            self.wdir.mkdir(parents=True, exist_ok=True)
+            if not opt.evolve:
+                with open(self.save_dir / "hyp.yaml", "w") as f:
+                    yaml.safe_dump(plain(hyp), f, sort_keys=False)
+                with open(self.save_dir / "opt.yaml", "w") as f:
+                    yaml.safe_dump(plain(vars(opt)), f, sort_keys=False)
+        init_seeds(opt.seed + 1 + max(self.dist.rank, 0), deterministic=True)  # per-rank augmentation streams
         from utils.data.dataset_yaml import check_dataset  # noqa: PLC0415
         self.data_dict = check_dataset(opt.data)
         self.nc = 1 if opt.single_cls else int(self.data_dict["nc"])
@@ -117,10 +142,11 @@ class DetectionTrainer:
         self.build_dataloaders()
         self.build_optimizer()
         self.resume_state()
-        if not opt.resume:
+        if not opt.resume and self.dist.main:
             if not opt.noautoanchor:
                 check_anchors(self.dataset, model=self.model, thr=hyp["anchor_t"], imgsz=self.imgsz)
             self.plot_labels()
+        self.dist.broadcast_state(self.model)  # rank 0's weights and (AutoAnchor) anchors on every rank
         self.callbacks.run("on_pretrain_routine_end", self.labels, self.names)
         nl = de_parallel(self.model).model[-1].nl
         hyp["box"] *= 3 / nl
@@ -132,6 +158,7 @@ class DetectionTrainer:
         m.class_weights = from_numpy(labels_to_class_weights(self.dataset.labels, self.nc) * self.nc,
                                      device=self.device)
         self.compute_loss = ComputeLoss(self.model, hyp)
+        self.model = self.dist.wrap(self.model, sync_bn=opt.sync_bn, log=LOGGER.info)  # after the EMA deepcopy
 
     def build_model(self):
         opt, hyp = self.opt, self.hyp
@@ -167,18 +194,21 @@ class DetectionTrainer:
     def build_dataloaders(self):
         opt, hyp = self.opt, self.hyp
         from utils.data.build import create_dataloader  # noqa: PLC0415
-        self.train_loader, self.dataset = create_dataloader(
-            self.data_dict["train"], self.imgsz, self.batch_size, self.gs, opt.single_cls, hyp=hyp, augment=True,
-            cache=None if opt.cache == "val" else opt.cache, rect=opt.rect, rank=-1, workers=opt.workers,
-            image_weights=opt.image_weights, quad=opt.quad, prefix=colorstr("train: "), shuffle=True, seed=opt.seed)
+        with self.dist.zero_first():  # rank 0 writes the labels cache; the others read it
+            self.train_loader, self.dataset = create_dataloader(
+                self.data_dict["train"], self.imgsz, self.local_batch_size, self.gs, opt.single_cls, hyp=hyp,
+                augment=True, cache=None if opt.cache == "val" else opt.cache, rect=opt.rect, rank=self.dist.rank,
+                world_size=self.dist.world_size, workers=opt.workers, image_weights=opt.image_weights, quad=opt.quad,
+                prefix=colorstr("train: "), shuffle=True, seed=opt.seed)
         self.labels = np.concatenate(self.dataset.labels, 0) if len(self.dataset.labels) else np.zeros((0, 5))
         if len(self.labels) and int(self.labels[:, 0].max()) >= self.nc:
             raise ValueError(f"Label class {int(self.labels[:, 0].max())} exceeds nc={self.nc} in {opt.data}. "
                              f"Possible class labels are 0-{self.nc - 1}")
-        self.val_loader = create_dataloader(
-            self.data_dict["val"], self.imgsz, self.batch_size * 2, self.gs, opt.single_cls, hyp=hyp,
-            cache=None if opt.noval else opt.cache, rect=True, rank=-1, workers=opt.workers * 2, pad=0.5,
-            prefix=colorstr("val: "))[0]
+        if self.dist.main:  # validation runs on rank 0 only
+            self.val_loader = create_dataloader(
+                self.data_dict["val"], self.imgsz, self.local_batch_size * 2, self.gs, opt.single_cls, hyp=hyp,
+                cache=None if opt.noval else opt.cache, rect=True, rank=-1, workers=opt.workers * 2, pad=0.5,
+                prefix=colorstr("val: "))[0]
 
     def build_optimizer(self):
         opt, hyp = self.opt, self.hyp
@@ -191,7 +221,7 @@ class DetectionTrainer:
             g["initial_lr"] = g["lr"]
         self.lf = one_cycle(1, hyp["lrf"], self.epochs) if opt.cos_lr else (
             lambda x: (1 - x / self.epochs) * (1.0 - hyp["lrf"]) + hyp["lrf"])
-        self.ema = ModelEMA(self.model)
+        self.ema = ModelEMA(self.model) if self.dist.main else None  # before DDP wrapping (no deepcopy after)
         self.best_fitness, self.start_epoch = 0.0, 0
 
     def resume_state(self):
@@ -202,7 +232,7 @@ class DetectionTrainer:
         if ckpt.get("optimizer") is not None and not load_optimizer_state(self.optimizer, ckpt["optimizer"]):
             LOGGER.warning("WARNING ⚠️ optimizer state was saved by another backend; it restarts fresh")
         self.best_fitness = float(ckpt.get("best_fitness") or 0.0)
-        if ckpt.get("ema") is not None:
+        if ckpt.get("ema") is not None and self.ema is not None:
             ema_state = ckpt["ema"]["state_dict"]
             own = self.ema.ema.state_dict()
             self.ema.ema.load_state_dict({k: from_numpy(ema_state[k], dtype=v.dtype) for k, v in own.items()})
@@ -239,7 +269,10 @@ class DetectionTrainer:
             stop = self.end_epoch(epoch, mloss)
             if stop:
                 break
-        return self.finish(epoch)
+        self.dist.barrier("end of training")  # past this point ranks may exit independently
+        if self.dist.watchdog:
+            self.dist.watchdog.stop()
+        return self.finish(epoch) if self.dist.main else self.results
 
     def set_epoch_lr(self, epoch):
         """LambdaLR-equivalent: lr = initial_lr * lf(epoch) for every group, set at the start of each epoch."""
@@ -262,9 +295,12 @@ class DetectionTrainer:
             cw = to_numpy(de_parallel(self.model).class_weights) * (1 - self.maps) ** 2 / self.nc
             iw = labels_to_image_weights(self.dataset.labels, nc=self.nc, class_weights=cw)
             self.dataset.indices = random.choices(range(self.dataset.n), weights=iw, k=self.dataset.n)
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DDP: a new shard permutation every epoch, the same on every rank
+            sampler.set_epoch(epoch)
         mloss = np.zeros(3)
         LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "obj_loss", "cls_loss", "Instances", "Size"))
-        pbar = tqdm(enumerate(self.train_loader), total=self.nb, bar_format=TQDM_BAR_FORMAT)
+        pbar = tqdm(enumerate(self.train_loader), total=self.nb, bar_format=TQDM_BAR_FORMAT, disable=not self.dist.main)
         self.optimizer.zero_grad()
         for i, (imgs, targets, paths, _) in pbar:
             self.callbacks.run("on_train_batch_start")
@@ -274,12 +310,9 @@ class DetectionTrainer:
                 self.warmup(ni, epoch)
             if opt.multi_scale:
                 imgs = self.multi_scale(imgs)
-            with autocast(self.amp):
-                pred = self.model(imgs)
-                loss, loss_items = self.compute_loss(pred, targets.to(self.device))
-                if opt.quad:
-                    loss = loss * 4.0
-            self.scaler.scale(loss).backward()
+            with self.dist.waiting("training step (gradient all-reduce)"):
+                loss, loss_items = self.forward_loss(imgs, targets)
+                self.scaler.scale(loss).backward()
             if ni - self.last_opt_step >= self.accumulate:
                 self.optimizer_step()
                 self.last_opt_step = ni
@@ -290,10 +323,27 @@ class DetectionTrainer:
             self.callbacks.run("on_train_batch_end", self.model, ni, imgs, targets, paths, list(mloss))
             if self.plots and ni < 3:
                 self.plot_batch(imgs, targets, paths, self.save_dir / f"train_batch{ni}.jpg")
+            if self.dist.ddp:  # callbacks run on rank 0 only: its stop request must reach every rank
+                self.callbacks.stop_training = self.dist.broadcast_flag(self.callbacks.stop_training)
             if self.callbacks.stop_training:
                 break
         self.lr = [float(g["lr"]) for g in self.optimizer.param_groups]
         return mloss
+
+    def forward_loss(self, imgs, targets):
+        """(loss to backpropagate, detached (box, obj, cls) items) of one batch of float images in 0-1.
+
+        Under DDP the loss is multiplied by WORLD_SIZE because DDP averages gradients over ranks: the step then equals
+        a single process's on the whole batch (exactly when BatchNorm statistics and loss normalisers agree).
+        """
+        with autocast(self.amp):
+            pred = self.model(imgs)
+            loss, loss_items = self.compute_loss(pred, targets.to(self.device))
+            if self.opt.quad:
+                loss = loss * 4.0
+            if self.dist.ddp:
+                loss = loss * self.dist.world_size
+        return loss, loss_items
 
     def optimizer_step(self):
         self.scaler.unscale_(self.optimizer)
@@ -301,7 +351,8 @@ class DetectionTrainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
-        self.ema.update(self.model)
+        if self.ema is not None:
+            self.ema.update(self.model)
 
     def multi_scale(self, imgs):
         sz = random.randrange(int(self.imgsz * 0.5), int(self.imgsz * 1.5) + self.gs) // self.gs * self.gs
@@ -312,6 +363,11 @@ class DetectionTrainer:
         return imgs
 
     def end_epoch(self, epoch, mloss):
+        """Rank 0 validates, logs and saves; every rank then takes rank 0's early-stop decision."""
+        stop = self.end_epoch_main(epoch, mloss) if self.dist.main else False
+        return self.dist.broadcast_flag(stop, "rank 0 validating/saving (early-stop flag)")
+
+    def end_epoch_main(self, epoch, mloss):
         opt = self.opt
         self.callbacks.run("on_train_epoch_end", epoch=epoch)
         self.ema.update_attr(self.model, include=["yaml", "nc", "hyp", "names", "stride", "class_weights"])
@@ -331,7 +387,7 @@ class DetectionTrainer:
 
     def validate(self, model, **kwargs):
         import val as validate  # noqa: PLC0415 (the validator lives with val.py)
-        args = dict(batch_size=self.batch_size * 2, imgsz=self.imgsz, half=self.amp, model=model,
+        args = dict(batch_size=self.local_batch_size * 2, imgsz=self.imgsz, half=self.amp, model=model,
                     single_cls=self.opt.single_cls, dataloader=self.val_loader, save_dir=self.save_dir, plots=False,
                     callbacks=self.callbacks, compute_loss=self.compute_loss)
         return validate.run(self.data_dict, **{**args, **kwargs})

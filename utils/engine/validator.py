@@ -56,16 +56,24 @@ class _Timer:
 def load_model(weights, device, half=False, dnn=False, data=None):
     """The model runner for weights files: returns (model, stride, names, pt).
 
-    Only PyTorch-format ``.pt`` files are run here, through models.experimental.attempt_load (several files form an
-    Ensemble). This is the one place where the multi-format ``DetectMultiBackend`` (ONNX and the other export formats)
-    plugs in.
+    ``.pt`` files are run through models.experimental.attempt_load (several files form an Ensemble); exported
+    formats (.onnx, .torchscript) through ``DetectMultiBackend``.
     """
     files = weights if isinstance(weights, (list, tuple)) else [weights]
     if not files or any(w is None or str(w) == "" for w in files):
         raise ValidationError("no --weights given: pass a .pt file (or several for an ensemble)")
     bad = [str(w) for w in files if not str(w).endswith(".pt")]
     if bad:
-        raise ValidationError(f"{bad}: only .pt weights can be validated by this build")
+        if len(files) > 1:
+            raise ValidationError(f"{bad}: only .pt weights can form an ensemble")
+        from utils.runtime import DetectMultiBackend, UnsupportedFormatError  # noqa: PLC0415
+        try:
+            model = DetectMultiBackend(str(files[0]), device=device, dnn=dnn, data=data, fp16=half)
+        except (UnsupportedFormatError, FileNotFoundError) as e:
+            raise ValidationError(str(e)) from None
+        if model.task != "detect":
+            raise ValidationError(f"{files[0]} holds a {model.task} model: val.py validates detection models")
+        return model, model.stride, model.names, False
     from models.experimental import attempt_load  # noqa: PLC0415 (models are not needed when train.py passes one)
 
     model = attempt_load([str(w) for w in files] if len(files) > 1 else str(files[0]), device=device)
@@ -121,6 +129,10 @@ class Validator:
             self.model, self.stride, self.names, self.pt = load_model(a["weights"], self.device, self.half, a["dnn"],
                                                                       a["data"])
             a["imgsz"] = check_img_size(a["imgsz"], s=self.stride)
+            if not (self.pt or getattr(self.model, "jit", False)):  # exported files: one image at a time (ultralytics)
+                a["batch_size"] = 1
+                LOGGER.info(f"Forcing --batch-size 1 square inference (1,3,{a['imgsz']},{a['imgsz']}) for non-PyTorch "
+                            f"models")
         self.model.eval()
         if isinstance(self.names, (list, tuple)):
             self.names = dict(enumerate(self.names))

@@ -1,0 +1,117 @@
+"""Benchmark every export format: export, validate (mAP50-95) and time inference, on OneFlow (default) or PyTorch.
+
+Usage:
+    python benchmarks.py --weights yolov5s.pt --img 640
+    python benchmarks.py --weights best.pt --data datasets/synthetic/synthetic.yaml --img 256 --backend torch
+    python benchmarks.py --weights best.pt --test          # export only: which formats work here
+
+Formats this build cannot produce (see export.py) get an empty row and a warning saying why; with --hard-fail any
+other failure raises, and --hard-fail 0.3 also requires every mAP50-95 above 0.3.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+FILE = Path(__file__).resolve()
+ROOT = FILE.parent
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from utils.cli import add_backend_arg, print_args  # noqa: E402
+from utils.log import LOGGER  # noqa: E402
+
+
+class Unavailable(Exception):
+    """A format that cannot run here; tolerated by --hard-fail (as ultralytics' AssertionErrors are)."""
+
+
+def _check_format(arg, cpu, gpu, device):
+    from utils.export import unavailable  # noqa: PLC0415
+
+    reason = unavailable(arg) if arg != "-" else None
+    if reason:
+        raise Unavailable(reason)
+    if device.type == "cpu" and not cpu:
+        raise Unavailable("inference not supported on CPU")
+    if device.type == "cuda" and not gpu:
+        raise Unavailable("inference not supported on GPU")
+
+
+def run(weights=ROOT / "yolov5s.pt", imgsz=640, batch_size=1, data=ROOT / "data/coco128.yaml", device="", half=False,
+        test=False, pt_only=False, hard_fail=False, project=ROOT / "runs/val"):
+    """Export, validate and time each format; returns the results as a pandas DataFrame (also logged as a table).
+
+    Exports are written next to ``weights``; validation runs go to ``project``/exp*."""
+    import pandas as pd  # noqa: PLC0415
+
+    import export  # noqa: PLC0415
+    import val  # noqa: PLC0415
+    from utils.backend import NAME, VERSION, select_device  # noqa: PLC0415
+    from utils.export import export_formats, file_size  # noqa: PLC0415
+
+    t = time.time()
+    dev = str(device)
+    device = select_device(dev, log=LOGGER.info)
+    rows = []
+    for i, (name, arg, suffix, cpu, gpu) in export_formats().iterrows():
+        try:
+            _check_format(arg, cpu, gpu, device)
+            w = str(weights) if arg == "-" else export.run(weights=weights, imgsz=[imgsz], include=[arg], device=dev,
+                                                           half=half)[-1]
+            if suffix not in w:
+                raise RuntimeError(f"export wrote {w}, not a {suffix} file")
+            if test:
+                rows.append([name, "✅"])
+            else:
+                results, _, times = val.run(data, weights=w, batch_size=batch_size, imgsz=imgsz, plots=False,
+                                            device=dev, task="speed", half=half, project=project)
+                rows.append([name, round(file_size(w), 1), round(results[3], 4), round(times[1], 2)])
+        except Exception as e:
+            if hard_fail and not isinstance(e, Unavailable):
+                raise RuntimeError(f"Benchmark --hard-fail for {name}: {e}") from e
+            LOGGER.warning(f"WARNING ⚠️ Benchmark failure for {name}: {e}")
+            rows.append([name, "❌"] if test else [name, None, None, None])
+        if pt_only and i == 0:
+            break
+
+    columns = ["Format", "Export"] if test else ["Format", "Size (MB)", "mAP50-95", "Inference time (ms)"]
+    table = pd.DataFrame(rows, columns=columns)
+    LOGGER.info(f"\nBenchmarks complete ({time.time() - t:.2f}s) on {NAME}-{VERSION} {device.type.upper()}")
+    LOGGER.info(str(table))
+    if hard_fail and isinstance(hard_fail, str) and not test:
+        floor = float(hard_fail)
+        low = [f"{r[0]} {r[2]}" for r in rows if r[2] is not None and not r[2] > floor]
+        if low:
+            raise RuntimeError(f"HARD FAIL: mAP50-95 < floor {floor}: {', '.join(low)}")
+    return table
+
+
+def parse_opt(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weights", type=str, default=ROOT / "yolov5s.pt", help="weights path")
+    parser.add_argument("--imgsz", "--img", "--img-size", type=int, default=640, help="inference size (pixels)")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch size")
+    parser.add_argument("--data", type=str, default=ROOT / "data/coco128.yaml", help="dataset.yaml path")
+    parser.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
+    parser.add_argument("--half", action="store_true", help="use FP16 half-precision inference")
+    parser.add_argument("--test", action="store_true", help="test exports only")
+    parser.add_argument("--pt-only", action="store_true", help="test PyTorch only")
+    parser.add_argument("--hard-fail", nargs="?", const=True, default=False, help="Exception on error or < min metric")
+    add_backend_arg(parser)
+    opt = parser.parse_args(argv)
+    print_args(vars(opt))
+    return opt
+
+
+def main(opt):
+    try:
+        return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
+    except RuntimeError as e:
+        LOGGER.error(f"ERROR: {e}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(parse_opt())
