@@ -112,9 +112,11 @@ def worker_ours(args, project):
         base_setup(self)
         state["model"] = self.model
         loss_fn, step_fn = self.compute_loss, self.optimizer_step
-        first = lambda out: out[0] if isinstance(out, (list, tuple)) else out  # noqa: E731
-        self.model.register_forward_hook(
-            lambda m, i, out: clock.phase("forward", lambda: to_numpy(first(out).reshape(-1)[:1])))
+        def wait_all(out):  # every output map: one map being ready says nothing about the other heads
+            for t in out if isinstance(out, (list, tuple)) else [out]:
+                to_numpy(t.reshape(-1)[:1])
+
+        self.model.register_forward_hook(lambda m, i, out: clock.phase("forward", lambda: wait_all(out)))
 
         def timed_loss(*a, **k):
             out = loss_fn(*a, **k)
@@ -130,6 +132,7 @@ def worker_ours(args, project):
         self.compute_loss, self.optimizer_step = timed_loss, timed_step
 
     trainer_mod.DetectionTrainer.setup = setup
+    sys.argv = sys.argv[:1]  # train.parse_opt reads sys.argv (where '--worker' would pass for '--workers')
     opt = _train_opt(train.parse_opt(known=True), args, project)
     train.main(opt, callbacks)
     return clock.result(framework=f"{NAME} {VERSION}")

@@ -61,14 +61,14 @@ def run_launcher(cmd, env, timeout, cwd=ROOT):
     return p.returncode, out, time.time() - t0
 
 
-def train_args(data, project, **kw):
+def train_args(data, project, autoanchor=False, **kw):
     args = dict(data=data, cfg="yolov5n.yaml", weights="", img=64, epochs=1, batch=8, workers=0, project=project,
                 name="exp", device="cpu")
     args.update(kw)
     flags = []
     for k, v in args.items():
         flags += [f"--{k.replace('_', '-')}", str(v)] if v is not True else [f"--{k.replace('_', '-')}"]
-    return ["train.py", *flags, "--noplots", "--noautoanchor"]
+    return ["train.py", *flags, "--noplots"] + ([] if autoanchor else ["--noautoanchor"])
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,9 @@ def _grad_worker(data, out):
 
     out = Path(out)
     trainer, loader = _grad_trainer(data, out, d, batch_size=16)
+    from utils import backend
+    total = backend.dist_all_reduce_(backend.torch.tensor([d.rank + 1.0], device=d.device))
+    assert float(to_numpy(total)[0]) == 3.0  # the backend's all_reduce sums over both ranks
     state = {k: to_numpy(v).copy() for k, v in de_parallel(trainer.model).state_dict().items()}
     grads, paths = _first_step_grads(trainer, loader)
     (out / f"paths{d.rank}.json").write_text(json.dumps(paths))
@@ -217,6 +220,47 @@ def test_launch_checks():
         select_ddp_device(many, "cpu")
     with pytest.raises(DDPError, match="Invalid CUDA"):  # these machines have no GPU
         select_ddp_device(d, "0,1")
+
+
+def test_sampler_shards_every_epoch(ddp_data):
+    """Per epoch, the ranks' shards are disjoint and cover the data; each epoch reshuffles (set_epoch, or by itself
+    when a pass starts before set_epoch, as with prefetching workers); both ranks agree without communicating."""
+    from utils.data.build import create_dataloader
+    from utils.data.dataset_yaml import check_dataset
+    train = check_dataset(str(ddp_data))["train"]
+
+    def epochs(rank, set_epoch):
+        loader, _ = create_dataloader(train, 64, 4, 32, rank=rank, world_size=2, workers=0, shuffle=True, seed=0)
+        out = []
+        for e in range(3):
+            if set_epoch:
+                loader.sampler.set_epoch(e)
+            out.append([Path(p).name for _, _, paths, _ in loader for p in paths])
+        return out
+
+    r0, r1 = epochs(0, True), epochs(1, True)
+    for a, b in zip(r0, r1):
+        assert len(a) == len(b) == 8 and not set(a) & set(b)
+    assert r0[0] != r0[1] != r0[2]
+    assert epochs(0, False) == r0  # the same orders when nobody calls set_epoch
+
+
+def test_zero_first_and_flags_without_collectives(monkeypatch):
+    """Rank 0 runs a zero_first block (labels cache) before the others; a single process needs no collective."""
+    from utils.dist import Dist
+    for rank, expected in ((0, ["body", "barrier"]), (1, ["barrier", "body"])):
+        d = Dist(rank=rank, local_rank=rank, world_size=2, local_world_size=2)
+        calls = []
+        monkeypatch.setattr(d, "barrier", lambda what="", calls=calls: calls.append("barrier"))
+        with d.zero_first():
+            calls.append("body")
+        assert calls == expected
+    single = Dist()
+    with single.zero_first():
+        pass
+    single.barrier()
+    assert single.broadcast_flag(True) is True and single.broadcast_json({"a": 1}) == {"a": 1}
+    assert single.wrap("model") == "model" and single.broadcast_state("model") == "model"
 
 
 def test_watchdog_peer_exit_and_stall():
@@ -368,8 +412,9 @@ def _rank_pid(launcher_pid, rank, wait_s=120):
 
 @pytest.mark.slow
 def test_two_process_run_and_resume(ddp_data, tmp_path, backend_name):
-    """A real 2-process run: one run folder with results.csv and weights; then --resume of an interrupted run."""
-    cmd = launch_cmd(backend_name, 2, free_port(), *train_args(ddp_data, tmp_path, batch=8, epochs=1))
+    """A real 2-process run (AutoAnchor on rank 0): one run folder with results.csv and weights; then --resume of an
+    interrupted run."""
+    cmd = launch_cmd(backend_name, 2, free_port(), *train_args(ddp_data, tmp_path, autoanchor=True, batch=8, epochs=1))
     rc, out, secs = run_launcher(cmd, launch_env(backend_name), timeout=300)
     print(f"2-process {backend_name} run: {secs:.1f} s")
     assert rc == 0, out[-4000:]
@@ -377,7 +422,7 @@ def test_two_process_run_and_resume(ddp_data, tmp_path, backend_name):
     run = tmp_path / "exp"
     assert len((run / "results.csv").read_text().splitlines()) == 2
     assert sorted(p.name for p in (run / "weights").iterdir()) == ["best.pt", "last.pt"]
-    assert out.count("Starting training for 1 epochs") == 1  # rank 0 logs alone
+    assert out.count("Starting training for 1 epochs") == 1 and out.count("AutoAnchor: ") == 1  # rank 0 alone
     assert secs < 240
 
     # --resume under DDP: an interrupted single-process run (epoch 0 of 2 saved) continues on 2 processes

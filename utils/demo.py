@@ -35,6 +35,8 @@ def _run(cmd, backend):
     """Run one of the project's scripts as a user would, echoing the command; stop the demo if it fails."""
     print(f"\n$ {shlex.join(['python', *cmd])}", flush=True)
     env = dict(os.environ, YOLOV5_BACKEND=backend)
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):  # a clean launch for every step
+        env.pop(k, None)
     t = time.time()
     r = subprocess.run([sys.executable, *cmd], cwd=ROOT, env=env)
     if r.returncode:
@@ -60,9 +62,12 @@ def main(opt):
     train_dir, weights = ROOT / "runs" / "train" / name, ROOT / "runs" / "train" / name / "weights" / "best.pt"
 
     times = {}
-    times["train"] = _run(["train.py", "--data", DATA, "--cfg", "yolov5n.yaml", "--weights", "", "--img", str(imgsz),
+    nproc = opt.nproc
+    launcher = "oneflow.distributed.launch" if opt.backend == "oneflow" else "torch.distributed.run"
+    launch = ["-m", launcher, "--nproc_per_node", str(nproc)] if nproc > 1 else []
+    times["train"] = _run([*launch, "train.py", "--data", DATA, "--cfg", "yolov5n.yaml", "--weights", "", "--img", str(imgsz),
                            "--epochs", str(epochs), "--batch-size", str(recipe["batch_size"]),
-                           "--optimizer", recipe["optimizer"], "--hyp", recipe["hyp"], "--workers", "2", "--noval",
+                           "--optimizer", recipe["optimizer"], "--hyp", recipe["hyp"], "--workers", "0" if nproc > 1 else "2", "--noval",
                            "--name", name], opt.backend)
     times["val"] = _run(["val.py", "--data", DATA, "--weights", str(weights.relative_to(ROOT)), "--img", str(imgsz),
                          "--name", name], opt.backend)
@@ -77,7 +82,7 @@ def main(opt):
 
     map50, map = _val_map(train_dir)
     print(f"\nDemo finished on the {opt.backend} backend: yolov5n trained from scratch for {epochs} epochs at {imgsz} px "
-          f"in {times['train'] / 60:.1f} min, mAP50 {map50:.3f}, mAP50-95 {map:.3f} "
+          f"in {times['train'] / 60:.1f} min ({nproc} process{'es' if nproc > 1 else ''}), mAP50 {map50:.3f}, mAP50-95 {map:.3f} "
           f"({len(data['names'])} classes, {data['val']})")
     print(f"  training run     {train_dir.relative_to(ROOT)}/  (results.csv, results.png, labels.jpg, train_batch*.jpg, "
           f"PR_curve.png, confusion_matrix.png, val_batch*_pred.jpg)")
@@ -93,6 +98,7 @@ def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="Train, validate, detect and export on the built-in synthetic dataset")
     p.add_argument("--backend", default=os.environ.get("YOLOV5_BACKEND", "oneflow"), choices=["oneflow", "torch"])
     p.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (data/synthetic.yaml demo:)")
+    p.add_argument("--nproc", type=int, default=1, help="DDP processes for training (launched with the backend's launcher)")
     return p.parse_args(argv)
 
 
