@@ -142,6 +142,9 @@ def worker_ultralytics(args, project):
     """The reference's train.py (PyPI yolov5 7.0.x), timed by the same callbacks (no split inside the step)."""
     from importlib.metadata import version
     sys.argv = sys.argv[:1]
+    # its checkpoints pickle 'models.yolo' names: our package must not shadow them in the reference's process
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
+    os.chdir(project if Path(project).is_dir() else tempfile.gettempdir())
     from yolov5 import train as ref_train
     from yolov5.utils.callbacks import Callbacks
 
