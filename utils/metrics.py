@@ -1,12 +1,10 @@
 """Detection metrics as ultralytics YOLOv5 v7.0 computes them (FACTS.md 7.3): matching, AP, P/R/F1, confusion matrix.
 
-All arithmetic is NumPy on small host arrays, so both backends give the same numbers. Drawing lives in utils/plots.py;
-``ap_per_class(plot=True)`` and ``ConfusionMatrix.plot`` only call into it.
+All arithmetic is NumPy on small host arrays, so both backends give the same numbers. Nothing here draws: utils/plots.py
+draws what ``ap_per_class(curves=...)`` and ``ConfusionMatrix`` compute (plots depend on metrics, never the reverse).
 
 Vocabulary: N predictions, M labels, T IoU thresholds (10: 0.50, 0.55, ..., 0.95), nc classes.
 """
-
-from pathlib import Path
 
 import numpy as np
 
@@ -48,13 +46,13 @@ def compute_ap(recall, precision):
     return _trapz(np.interp(x, mrec, mpre), x), mpre, mrec
 
 
-def ap_per_class(tp, conf, pred_cls, target_cls, plot=False, save_dir=".", names=(), eps=1e-16, prefix=""):
+def ap_per_class(tp, conf, pred_cls, target_cls, eps=1e-16, curves=None):
     """Per-class AP at every IoU threshold, and P, R, F1 at the confidence that maximises the class-mean F1.
 
     Args:
         tp: (N, T) bool, correct predictions per IoU threshold; conf: (N,) scores; pred_cls: (N,) classes.
         target_cls: (M,) classes of all labels.
-        plot: draw PR / F1 / P / R curves into save_dir (utils.plots); names: {class index: name}.
+        curves: a dict to fill with the PR / F1 / P / R curves for utils.plots.plot_ap_curves (None: not kept).
     Returns:
         tp, fp, p, r, f1 (each (C,)), ap (C, T), classes (C,) int, for the C classes that have labels.
     """
@@ -79,19 +77,12 @@ def ap_per_class(tp, conf, pred_cls, target_cls, plot=False, save_dir=".", names
         p[ci] = np.interp(-px, -conf[i], precision[:, 0], left=1)
         for j in range(tp.shape[1]):
             ap[ci, j], mpre, mrec = compute_ap(recall[:, j], precision[:, j])
-            if plot and j == 0:
+            if curves is not None and j == 0:
                 py.append(np.interp(px, mrec, mpre))
 
     f1 = 2 * p * r / (p + r + eps)
-    names = dict(enumerate(v for k, v in dict(names).items() if k in unique_classes))  # classes with labels only
-    if plot:
-        from utils.plots import plot_mc_curve, plot_pr_curve  # noqa: PLC0415 (matplotlib only when drawing)
-        save_dir = Path(save_dir)
-        plot_pr_curve(px, py, ap, save_dir / f"{prefix}PR_curve.png", names)
-        plot_mc_curve(px, f1, save_dir / f"{prefix}F1_curve.png", names, ylabel="F1")
-        plot_mc_curve(px, p, save_dir / f"{prefix}P_curve.png", names, ylabel="Precision")
-        plot_mc_curve(px, r, save_dir / f"{prefix}R_curve.png", names, ylabel="Recall")
-
+    if curves is not None:
+        curves.update(px=px, py=py, ap=ap, f1=f1, p=p, r=r, classes=unique_classes.astype(int))
     i = smooth(f1.mean(0), 0.1).argmax()
     p, r, f1 = p[:, i], r[:, i], f1[:, i]
     tp = (r * nt).round()
@@ -206,11 +197,6 @@ class ConfusionMatrix:
         tp = self.matrix.diagonal()
         fp = self.matrix.sum(1) - tp
         return tp[:-1], fp[:-1]
-
-    def plot(self, normalize=True, save_dir="", names=()):
-        """Save confusion_matrix.png into save_dir (see utils.plots.plot_confusion_matrix)."""
-        from utils.plots import plot_confusion_matrix  # noqa: PLC0415 (matplotlib only when drawing)
-        plot_confusion_matrix(self.matrix, self.nc, normalize=normalize, save_dir=save_dir, names=list(names))
 
     def print(self):
         for row in self.matrix:

@@ -15,6 +15,7 @@ from utils.annotator import colors, feature_visualization  # noqa: F401 (models.
 from utils.backend import is_tensor, to_numpy
 from utils.boxes import xywh2xyxy, xyxy2xywh
 from utils.log import LOGGER
+from utils.metrics import smooth
 
 
 def _figure(figsize=(9, 6)):
@@ -56,8 +57,6 @@ def plot_pr_curve(px, py, ap, save_dir=Path("pr_curve.png"), names=()):
 
 def plot_mc_curve(px, py, save_dir=Path("mc_curve.png"), names=(), xlabel="Confidence", ylabel="Metric"):
     """Metric against confidence: one line per class and the smoothed class mean, with its maximum in the legend."""
-    from utils.metrics import smooth  # noqa: PLC0415 (metrics imports this module lazily too)
-
     fig, ax = _figure()
     if 0 < len(names) < 21:
         for i, y in enumerate(py):
@@ -67,6 +66,19 @@ def plot_mc_curve(px, py, save_dir=Path("mc_curve.png"), names=(), xlabel="Confi
     y = smooth(py.mean(0), 0.05)
     ax.plot(px, y, linewidth=3, color="blue", label=f"all classes {y.max():.2f} at {px[y.argmax()]:.3f}")
     _finish(fig, ax, f"{ylabel}-Confidence Curve", xlabel, ylabel, save_dir)
+
+
+def plot_ap_curves(curves, names, save_dir, prefix=""):
+    """PR_curve.png, F1_curve.png, P_curve.png, R_curve.png from the ``curves`` that ap_per_class filled.
+
+    Legends name only the classes that have labels, in order (as ultralytics).
+    """
+    names = dict(enumerate(v for k, v in dict(names).items() if k in curves["classes"]))
+    save_dir, px = Path(save_dir), curves["px"]
+    plot_pr_curve(px, curves["py"], curves["ap"], save_dir / f"{prefix}PR_curve.png", names)
+    plot_mc_curve(px, curves["f1"], save_dir / f"{prefix}F1_curve.png", names, ylabel="F1")
+    plot_mc_curve(px, curves["p"], save_dir / f"{prefix}P_curve.png", names, ylabel="Precision")
+    plot_mc_curve(px, curves["r"], save_dir / f"{prefix}R_curve.png", names, ylabel="Recall")
 
 
 def plot_confusion_matrix(matrix, nc, normalize=True, save_dir="", names=()):

@@ -119,14 +119,18 @@ def test_fitness_and_smooth():
 
 
 def test_confusion_matrix_and_curves_plot(tmp_path):
-    from utils.plots import plot_mc_curve, plot_pr_curve  # noqa: PLC0415
+    from utils.plots import plot_ap_curves, plot_confusion_matrix  # noqa: PLC0415
     cm = ConfusionMatrix(nc=2)
     cm.process_batch(np.array([[0, 0, 10, 10, 0.9, 1]], np.float32), np.array([[1, 0, 0, 10, 10]], np.float32))
-    cm.plot(save_dir=tmp_path, names=["a", "b"])
-    px = np.linspace(0, 1, 1000)
-    plot_pr_curve(px, [np.linspace(1, 0, 1000)], np.full((1, 10), 0.5), tmp_path / "PR_curve.png", {0: "a"})
-    plot_mc_curve(px, np.ones((1, 1000)) * 0.5, tmp_path / "F1_curve.png", {0: "a"}, ylabel="F1")
-    assert all((tmp_path / f).stat().st_size > 1000 for f in ("confusion_matrix.png", "PR_curve.png", "F1_curve.png"))
+    plot_confusion_matrix(cm.matrix, cm.nc, save_dir=tmp_path, names=["a", "b"])
+    curves = {}
+    tp = np.array([[1] * 10, [0] * 10, [1] * 10], bool)
+    ap = ap_per_class(tp, np.array([0.9, 0.8, 0.7]), np.array([0, 1, 1]), np.array([0, 1, 1]), curves=curves)[5]
+    assert curves["py"] and len(curves["py"]) == 2 and np.array_equal(curves["ap"], ap)
+    assert list(curves["classes"]) == [0, 1] and curves["f1"].shape == (2, 1000)
+    plot_ap_curves(curves, {0: "a", 1: "b", 2: "unlabelled"}, tmp_path, prefix="x")
+    files = ("confusion_matrix.png", "xPR_curve.png", "xF1_curve.png", "xP_curve.png", "xR_curve.png")
+    assert all((tmp_path / f).stat().st_size > 1000 for f in files)
 
 
 # ----------------------------------------------------------------------------------------------- vs pycocotools

@@ -9,9 +9,8 @@ import importlib
 
 _EXPORTS = {
     "formats": ("IMG_FORMATS", "VID_FORMATS", "HELP_URL", "img2label_paths", "verify_image_label", "get_hash",
-                "exif_size", "xywhn2xyxy", "xyxy2xywhn", "xyn2xy", "segments2boxes", "segment2box",
-                "resample_segments", "load_label_cache", "save_label_cache"),
-    "augment": ("letterbox", "random_perspective", "box_candidates", "mixup", "augment_hsv", "copy_paste", "bbox_ioa",
+                "exif_size", "load_label_cache", "save_label_cache"),
+    "augment": ("letterbox", "random_perspective", "box_candidates", "mixup", "augment_hsv", "copy_paste",
                 "Albumentations"),
     "datasets": ("LoadImagesAndLabels", "list_image_files"),
     "build": ("create_dataloader", "InfiniteDataLoader", "seed_worker"),

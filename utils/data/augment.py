@@ -11,7 +11,7 @@ import random
 import cv2
 import numpy as np
 
-from utils.data.formats import resample_segments, segment2box
+from utils.boxes import bbox_ioa, resample_segments, segment2box
 from utils.log import LOGGER, colorstr
 
 PAD_COLOR = (114, 114, 114)
@@ -159,15 +159,6 @@ def augment_hsv(im, hgain=0.5, sgain=0.5, vgain=0.5):
     lut_val = np.clip(x * r[2], 0, 255).astype(im.dtype)
     hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
     cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=im)
-
-
-def bbox_ioa(box1, box2, eps=1e-7):
-    """Intersection of one xyxy box (4,) with each of boxes (n, 4), divided by the area of each box2."""
-    b1_x1, b1_y1, b1_x2, b1_y2 = box1
-    b2_x1, b2_y1, b2_x2, b2_y2 = np.asarray(box2).T
-    inter = (np.minimum(b1_x2, b2_x2) - np.maximum(b1_x1, b2_x1)).clip(0) * \
-            (np.minimum(b1_y2, b2_y2) - np.maximum(b1_y1, b2_y1)).clip(0)
-    return inter / ((b2_x2 - b2_x1) * (b2_y2 - b2_y1) + eps)
 
 
 def copy_paste(im, labels, segments, p=0.5):

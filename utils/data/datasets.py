@@ -19,10 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from utils.backend import Dataset, F, from_numpy, torch
+from utils.boxes import xyn2xy, xywhn2xyxy, xyxy2xywhn
 from utils.data.augment import Albumentations, augment_hsv, copy_paste, letterbox, mixup, random_perspective
 from utils.data.formats import (CACHE_VERSION, HELP_URL, cache_path_for, get_hash, img2label_paths, is_image,
-                                load_label_cache, save_label_cache, verify_image_label, xyn2xy, xywhn2xyxy,
-                                xyxy2xywhn)
+                                load_label_cache, save_label_cache, verify_image_label)
 from utils.log import LOGGER
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"

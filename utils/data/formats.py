@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from utils.boxes import segments2boxes
 from utils.log import LOGGER
 
 HELP_URL = "See https://docs.ultralytics.com/yolov5/tutorials/train_custom_data"
@@ -65,78 +66,6 @@ def exif_size(img):
     except Exception:  # unreadable EXIF block: use the stored size
         rotation = 1
     return (h, w) if rotation in (5, 6, 7, 8) else (w, h)
-
-
-# ---------------------------------------------------------------------------------------- label coordinate formats
-# numpy versions of the box conversions the data pipeline needs (boxes are rows, coordinates in the last axis).
-def _float_copy(x):
-    x = np.asarray(x)
-    return x.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32, copy=True)
-
-
-def xywhn2xyxy(x, w=640, h=640, padw=0, padh=0):
-    """Normalised [xc, yc, w, h] -> pixel [x1, y1, x2, y2] in an image of size (w, h) placed at offset (padw, padh)."""
-    x = np.asarray(x)
-    y = _float_copy(x)
-    y[..., 0] = w * (x[..., 0] - x[..., 2] / 2) + padw
-    y[..., 1] = h * (x[..., 1] - x[..., 3] / 2) + padh
-    y[..., 2] = w * (x[..., 0] + x[..., 2] / 2) + padw
-    y[..., 3] = h * (x[..., 1] + x[..., 3] / 2) + padh
-    return y
-
-
-def xyxy2xywhn(x, w=640, h=640, clip=False, eps=0.0):
-    """Pixel [x1, y1, x2, y2] -> normalised [xc, yc, w, h]; ``clip`` first clips to the image minus ``eps``."""
-    x = _float_copy(x)
-    if clip:
-        x[..., [0, 2]] = x[..., [0, 2]].clip(0, w - eps)
-        x[..., [1, 3]] = x[..., [1, 3]].clip(0, h - eps)
-    y = np.empty_like(x)
-    y[..., 0] = ((x[..., 0] + x[..., 2]) / 2) / w
-    y[..., 1] = ((x[..., 1] + x[..., 3]) / 2) / h
-    y[..., 2] = (x[..., 2] - x[..., 0]) / w
-    y[..., 3] = (x[..., 3] - x[..., 1]) / h
-    return y
-
-
-def xyn2xy(x, w=640, h=640, padw=0, padh=0):
-    """Normalised polygon points (n, 2) -> pixels."""
-    x = np.asarray(x)
-    y = _float_copy(x)
-    y[..., 0] = w * x[..., 0] + padw
-    y[..., 1] = h * x[..., 1] + padh
-    return y
-
-
-def segment2box(segment, width=640, height=640):
-    """Pixel polygon (n, 2) -> xyxy box of its points that lie inside the image (zeros when none do)."""
-    x, y = segment.T
-    inside = (x >= 0) & (y >= 0) & (x <= width) & (y <= height)
-    x, y = x[inside], y[inside]
-    return np.array([x.min(), y.min(), x.max(), y.max()]) if x.size else np.zeros(4)
-
-
-def segments2boxes(segments):
-    """Polygons [(n, 2), ...] -> boxes (m, 4) in [xc, yc, w, h] of each polygon's extent."""
-    boxes = [[s[:, 0].min(), s[:, 1].min(), s[:, 0].max(), s[:, 1].max()] for s in segments]
-    boxes = np.array(boxes, dtype=np.float32).reshape(-1, 4)
-    out = np.empty_like(boxes)
-    out[:, 0] = (boxes[:, 0] + boxes[:, 2]) / 2
-    out[:, 1] = (boxes[:, 1] + boxes[:, 3]) / 2
-    out[:, 2] = boxes[:, 2] - boxes[:, 0]
-    out[:, 3] = boxes[:, 3] - boxes[:, 1]
-    return out
-
-
-def resample_segments(segments, n=1000):
-    """Each closed polygon re-sampled to ``n`` points evenly spaced along its vertex index (as ultralytics)."""
-    out = []
-    for s in segments:
-        s = np.concatenate((s, s[0:1]), axis=0)
-        x = np.linspace(0, len(s) - 1, n)
-        xp = np.arange(len(s))
-        out.append(np.stack([np.interp(x, xp, s[:, i]) for i in range(2)], 1).astype(np.float32))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------------ verification

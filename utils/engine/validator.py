@@ -24,6 +24,7 @@ from utils.files import ROOT, increment_path
 from utils.log import LOGGER, colorstr
 from utils.metrics import ConfusionMatrix, ap_per_class, iou_thresholds, process_batch
 from utils.nms import non_max_suppression
+from utils.plots import plot_ap_curves, plot_confusion_matrix
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 
@@ -314,15 +315,18 @@ class DetectionValidator(Validator):
         ap, ap_class = np.zeros((0, len(self.iouv))), np.zeros(0, dtype=int)
         stats = [np.concatenate(x, 0) for x in zip(*self.stats)]
         if len(stats) and stats[0].any():
-            tp, fp, p, r, f1, ap, ap_class = ap_per_class(*stats, plot=self.plots, save_dir=self.save_dir,
-                                                          names=self.names)
+            curves = {} if self.plots else None
+            tp, fp, p, r, f1, ap, ap_class = ap_per_class(*stats, curves=curves)
+            if self.plots:
+                plot_ap_curves(curves, self.names, self.save_dir)
             ap50, ap = ap[:, 0], ap.mean(1)
             mp, mr, map50, map_ = p.mean(), r.mean(), ap50.mean(), ap.mean()
         nt = np.bincount(stats[3].astype(int), minlength=self.nc) if len(stats) else np.zeros(self.nc, dtype=int)
         self.print_results(mp, mr, map50, map_, nt, p, r, ap50, ap, ap_class, bool(len(stats)))
         self.log_speeds()
         if self.plots:
-            self.confusion_matrix.plot(save_dir=self.save_dir, names=list(self.names.values()))
+            plot_confusion_matrix(self.confusion_matrix.matrix, self.nc, save_dir=self.save_dir,
+                                  names=list(self.names.values()))
             self.callbacks.run("on_val_end", nt, tp, fp, p, r, f1, ap, ap50, ap_class, self.confusion_matrix)
         if a["save_json"] and len(self.jdict):
             map_, map50 = self.evaluate_json(map_, map50)
