@@ -62,7 +62,7 @@ def _create(name, pretrained=True, channels=3, classes=80, autoshape=True, verbo
     Returns:
         AutoShape(DetectMultiBackend) for pretrained 3-channel, 80-class requests; otherwise the model itself.
     """
-    from models.autoshape import AutoShape  # noqa: PLC0415
+    from utils.autoshape import AutoShape  # noqa: PLC0415
     from models.yolo import DetectionModel  # noqa: PLC0415
     from utils.backend import select_device  # noqa: PLC0415
     from utils.log import LOGGER  # noqa: PLC0415

@@ -8,6 +8,8 @@ g groups, d dilation, e expansion ratio, n repeats.
 
 import math
 
+import numpy as np
+
 from utils.backend import MultiheadAttention, nn, torch
 
 
@@ -342,5 +344,62 @@ class Classify(nn.Module):
         if isinstance(x, list):
             x = torch.cat(x, 1)
         return self.linear(self.drop(self.pool(self.conv(x)).flatten(1)))
-from models.autoshape import AutoShape, Detections  # noqa: E402,F401  (ultralytics import path)
-from utils.runtime import DetectMultiBackend  # noqa: E402,F401  (ultralytics import path)
+
+
+class Sum(nn.Module):
+    """Weighted (learned, sigmoid * 2) or plain sum of n inputs (https://arxiv.org/abs/1911.09070)."""
+
+    def __init__(self, n, weight=False):
+        super().__init__()
+        self.weight = weight
+        self.iter = range(n - 1)
+        if weight:
+            self.w = nn.Parameter(-torch.arange(1.0, n) / 2, requires_grad=True)
+
+    def forward(self, x):
+        y = x[0]
+        w = torch.sigmoid(self.w) * 2 if self.weight else None
+        for i in self.iter:
+            y = y + (x[i + 1] * w[i] if self.weight else x[i + 1])
+        return y
+
+
+class MixConv2d(nn.Module):
+    """Mixed depth-wise convolution (https://arxiv.org/abs/1907.09595): channel groups with kernels k."""
+
+    def __init__(self, c1, c2, k=(1, 3), s=1, equal_ch=True):
+        super().__init__()
+        n = len(k)
+        if equal_ch:  # equal channels per group
+            idx = np.floor(np.linspace(0, n - 1e-6, c2))
+            c_ = [int((idx == g).sum()) for g in range(n)]
+        else:  # equal weights per group
+            b = [c2] + [0] * n
+            a = np.eye(n + 1, n, k=-1)
+            a -= np.roll(a, 1, axis=1)
+            a *= np.array(k) ** 2
+            a[0] = 1
+            c_ = [int(v) for v in np.linalg.lstsq(a, b, rcond=None)[0].round()]
+        self.m = nn.ModuleList([nn.Conv2d(c1, ci, ki, s, ki // 2, groups=math.gcd(c1, ci), bias=False)
+                                for ki, ci in zip(k, c_)])
+        self.bn = nn.BatchNorm2d(c2)
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        return self.act(self.bn(torch.cat([m(x) for m in self.m], 1)))
+
+
+# ------------------------------------------------------------------------------------------ ultralytics import paths
+def __getattr__(name):
+    """``from models.common import DetectMultiBackend, AutoShape, Detections`` as in ultralytics' user scripts.
+
+    Those classes run models, so they live above models/ (utils/runtime.py, utils/autoshape.py); resolving them only
+    when an outside script asks keeps models/ free of upward imports. Nothing inside this project uses this path.
+    """
+    if name == "DetectMultiBackend":
+        from utils.runtime import DetectMultiBackend
+        return DetectMultiBackend
+    if name in ("AutoShape", "Detections"):
+        from utils import autoshape
+        return getattr(autoshape, name)
+    raise AttributeError(f"module 'models.common' has no attribute {name!r}")

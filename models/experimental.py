@@ -5,56 +5,17 @@ data) through utils.checkpoint, which never executes pickled code; the network i
 YAML by our own builder and the weights are copied in with their names and shapes checked.
 """
 
-import math
 from pathlib import Path
 
 import numpy as np
 
+from models.common import MixConv2d, Sum  # noqa: F401 (ultralytics import path)
+from models.yolo import ClassificationModel, Detect, DetectionModel, SegmentationModel, load_model_yaml
+from utils import checkpoint
 from utils.backend import from_numpy, nn, to_numpy, torch
+from utils.downloads import attempt_download
+from utils.files import ROOT
 from utils.log import LOGGER
-
-
-class Sum(nn.Module):
-    """Weighted (learned, sigmoid * 2) or plain sum of n inputs (https://arxiv.org/abs/1911.09070)."""
-
-    def __init__(self, n, weight=False):
-        super().__init__()
-        self.weight = weight
-        self.iter = range(n - 1)
-        if weight:
-            self.w = nn.Parameter(-torch.arange(1.0, n) / 2, requires_grad=True)
-
-    def forward(self, x):
-        y = x[0]
-        w = torch.sigmoid(self.w) * 2 if self.weight else None
-        for i in self.iter:
-            y = y + (x[i + 1] * w[i] if self.weight else x[i + 1])
-        return y
-
-
-class MixConv2d(nn.Module):
-    """Mixed depth-wise convolution (https://arxiv.org/abs/1907.09595): channel groups with kernels k."""
-
-    def __init__(self, c1, c2, k=(1, 3), s=1, equal_ch=True):
-        super().__init__()
-        n = len(k)
-        if equal_ch:  # equal channels per group
-            idx = np.floor(np.linspace(0, n - 1e-6, c2))
-            c_ = [int((idx == g).sum()) for g in range(n)]
-        else:  # equal weights per group
-            b = [c2] + [0] * n
-            a = np.eye(n + 1, n, k=-1)
-            a -= np.roll(a, 1, axis=1)
-            a *= np.array(k) ** 2
-            a[0] = 1
-            c_ = [int(v) for v in np.linalg.lstsq(a, b, rcond=None)[0].round()]
-        self.m = nn.ModuleList([nn.Conv2d(c1, ci, ki, s, ki // 2, groups=math.gcd(c1, ci), bias=False)
-                                for ki, ci in zip(k, c_)])
-        self.bn = nn.BatchNorm2d(c2)
-        self.act = nn.SiLU()
-
-    def forward(self, x):
-        return self.act(self.bn(torch.cat([m(x) for m in self.m], 1)))
 
 
 class Ensemble(nn.ModuleList):
@@ -92,7 +53,6 @@ def load_state_dict(model, state, source="weights"):
 
 def model_to_dict(model, half=False):
     """Our checkpoint form of a model: its YAML, names, stride and a numpy state_dict (plain data only)."""
-    from models.yolo import ClassificationModel, SegmentationModel  # noqa: PLC0415
     task = ("classify" if isinstance(model, ClassificationModel) else
             "segment" if isinstance(model, SegmentationModel) else "detect")
     sd = {}
@@ -114,8 +74,6 @@ def _names_dict(names, nc):
 
 def _cls_yaml_from_state(state):
     """Detection YAML + cutoff for an official -cls file, which stores no YAML: widths and depths read off shapes."""
-    from models.yolo import load_model_yaml  # noqa: PLC0415
-    from utils.files import ROOT  # noqa: PLC0415
     c0 = state["model.0.conv.weight"].shape[0]
     gw = c0 / 64
     n2 = len({k.split(".")[3] for k in state if k.startswith("model.2.m.")})
@@ -128,7 +86,6 @@ def _cls_yaml_from_state(state):
 
 def build_from_record(yaml_dict, task, state, source):
     """Build our model for ``task`` from its YAML and load ``state`` into it."""
-    from models.yolo import ClassificationModel, DetectionModel, SegmentationModel  # noqa: PLC0415
     yaml_dict = dict(yaml_dict)
     with _quiet():
         if task == "classify":
@@ -156,7 +113,6 @@ TASKS = {"DetectionModel": "detect", "Model": "detect", "SegmentationModel": "se
 
 def _payload(rec, path):
     """What a model entry of a checkpoint holds, as plain data: task, yaml, state (numpy), names, yaml_file."""
-    from utils import checkpoint  # noqa: PLC0415
     if isinstance(rec, checkpoint.ModuleRecord):  # official: a pickled module, as data
         task = TASKS.get(rec.name)
         if task is None:
@@ -175,7 +131,6 @@ def _payload(rec, path):
 
 def read_weights(path, prefer_ema=True):
     """Read a checkpoint: (checkpoint dict, payload of 'ema' or 'model', payload of 'ema' or None)."""
-    from utils import checkpoint  # noqa: PLC0415
     ckpt = checkpoint.read(path)
     if not isinstance(ckpt, dict) or (ckpt.get("ema") is None and ckpt.get("model") is None):
         raise checkpoint.CheckpointError(f"{path}: not a YOLOv5 checkpoint (no 'model' or 'ema' entry)")
@@ -204,8 +159,6 @@ def attempt_load(weights, device=None, inplace=True, fuse=True):
         inplace: Detect in-place decoding flag (kept for API compatibility).
         fuse: fold BatchNorm into convolutions.
     """
-    from models.yolo import Detect  # noqa: PLC0415
-    from utils.downloads import attempt_download  # noqa: PLC0415
     models = Ensemble()
     for w in weights if isinstance(weights, (list, tuple)) else [weights]:
         model, _ = load_checkpoint_model(attempt_download(w))
@@ -233,7 +186,6 @@ def attempt_load(weights, device=None, inplace=True, fuse=True):
 
 def save_weights(path, model, half=True, **extra):
     """Write ``model`` (and any plain-data ``extra`` entries) as our checkpoint at ``path``, atomically."""
-    from utils import checkpoint  # noqa: PLC0415
     ckpt = {"model": model_to_dict(model, half=half), "ema": None, "epoch": -1, **extra}
     checkpoint.write(ckpt, Path(path))
     return path

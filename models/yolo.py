@@ -25,12 +25,12 @@ import yaml  # noqa: E402
 
 from models.common import (C3, C3SPP, C3TR, SPP, SPPF, Bottleneck, BottleneckCSP, C3Ghost, C3x, Classify,  # noqa: E402
                            Concat, Contract, Conv, CrossConv, DWConv, DWConvTranspose2d, Expand, Focus, GhostBottleneck,
-                           GhostConv, Proto)
-from models.experimental import MixConv2d  # noqa: E402
+                           GhostConv, MixConv2d, Proto)
 from utils.backend import meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
 from utils.files import check_yaml  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
-from utils.torch_utils import fuse_conv_and_bn, initialize_weights, model_info, scale_img, time_sync  # noqa: E402
+from utils.torch_utils import (count_flops, fuse_conv_and_bn, initialize_weights, model_info, scale_img,  # noqa: E402
+                               select_device, time_sync)
 
 
 class ModelConfigError(ValueError):
@@ -272,12 +272,11 @@ class BaseModel(nn.Module):
             x = m(x)
             y.append(x if m.i in self.save else None)
             if visualize:
-                from utils.plots import feature_visualization  # noqa: PLC0415 (plots pull in matplotlib)
+                from utils.annotator import feature_visualization  # noqa: PLC0415 (cv2/matplotlib: load on use)
                 feature_visualization(x, m.type, m.i, save_dir=visualize)
         return x
 
     def _profile_one_layer(self, m, x, dt):
-        from utils.torch_utils import count_flops  # noqa: PLC0415
         last = m is self.model[-1]
         inp = x.clone() if hasattr(x, "clone") else list(x)
         flops = count_flops(m, inp) / 1e9 * 2 if not last else 0
@@ -480,7 +479,6 @@ def parse_opt(argv=None):
 
 
 def main(opt):
-    from utils.torch_utils import select_device  # noqa: PLC0415
     device = select_device(opt.device, log=LOGGER.info)
     im = torch.rand(opt.batch_size, 3, opt.imgsz, opt.imgsz).to(device)
     if opt.test:

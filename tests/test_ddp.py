@@ -138,7 +138,8 @@ def _grad_worker(data, out):
     out = Path(out)
     trainer, loader = _grad_trainer(data, out, d, batch_size=16)
     from utils import backend
-    total = backend.dist_all_reduce_(backend.torch.tensor([d.rank + 1.0], device=d.device))
+    from utils.backend import distributed
+    total = distributed.dist_all_reduce_(backend.torch.tensor([d.rank + 1.0], device=d.device))
     assert float(to_numpy(total)[0]) == 3.0  # the backend's all_reduce sums over both ranks
     state = {k: to_numpy(v).copy() for k, v in de_parallel(trainer.model).state_dict().items()}
     grads, paths = _first_step_grads(trainer, loader)
@@ -308,15 +309,15 @@ def test_ddp_code_path_in_one_process(ddp_data, tmp_path, monkeypatch, backend_n
     """The DDP branch of the trainer (shards, broadcasts, wrapping, rank-0 work) in a one-process group: one epoch,
     a normal run folder, no deepcopy of the wrapped model, and --sync-bn on the CPU explained."""
     import train
-    from utils import backend, torch_utils
-    from utils.backend import select_device
+    from utils import torch_utils
+    from utils.backend import distributed, select_device
     from utils.dist import Dist
     from utils.engine.trainer import DetectionTrainer
 
     real_deepcopy = torch_utils.deepcopy
 
     def guarded_deepcopy(x, *a):
-        assert not backend.is_ddp_wrapped(x), "deepcopy of a DDP-wrapped model (hangs on OneFlow)"
+        assert not distributed.is_ddp_wrapped(x), "deepcopy of a DDP-wrapped model (hangs on OneFlow)"
         return real_deepcopy(x, *a)
 
     monkeypatch.setattr(torch_utils, "deepcopy", guarded_deepcopy)
@@ -336,7 +337,7 @@ def test_ddp_code_path_in_one_process(ddp_data, tmp_path, monkeypatch, backend_n
         trainer.fit()
     finally:
         d.close()
-    assert backend.is_ddp_wrapped(trainer.model) and trainer.ema is not None
+    assert distributed.is_ddp_wrapped(trainer.model) and trainer.ema is not None
     assert any("--sync-bn needs CUDA" in m for m in logs)
     for f in ("results.csv", "weights/last.pt", "weights/best.pt", "opt.yaml"):
         assert (tmp_path / "exp" / f).is_file(), f

@@ -371,7 +371,7 @@ def test_failed_verification_leaves_nothing_behind(assets, tmp_path, monkeypatch
     import onnx
     from onnx import TensorProto, helper
 
-    from utils import backend
+    from utils.backend import export as backend_export
     from utils.export import ExportError
 
     def wrong_export(model, im, f, **kw):  # a valid ONNX graph that ignores the model: images -> output0 = images
@@ -383,7 +383,7 @@ def test_failed_verification_leaves_nothing_behind(assets, tmp_path, monkeypatch
 
     w = tmp_path / "w.pt"
     w.write_bytes(Path(assets["weights"]).read_bytes())
-    monkeypatch.setattr(backend, "export_onnx", wrong_export)
+    monkeypatch.setattr(backend_export, "export_onnx", wrong_export)
     with pytest.raises(ExportError, match=r"export failed for onnx: ONNX at input \(1, 3, 64, 64\): output 0 has "
                                           r"shape \(1, 3, 64, 64\), the native model gives \(1, 252, 11\)"):
         export(str(w))

@@ -38,7 +38,7 @@ def test_entry_points_match_ultralytics():
 
 
 def test_custom_returns_autoshape_with_ultralytics_defaults(hub):
-    from models.autoshape import AutoShape
+    from utils.autoshape import AutoShape
     from models.common import AutoShape as AutoShapeFromCommon
     from models.common import DetectMultiBackend
 

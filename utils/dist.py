@@ -79,10 +79,11 @@ class Dist:
     def start(self, device, timeout=None):
         """Join the process group on ``device``, check the framework agrees with the launcher, start the watchdog."""
         from utils import backend  # noqa: PLC0415
+        from utils.backend import distributed  # noqa: PLC0415
 
         self.device = device
         timeout = timeout_s() if timeout is None else timeout
-        rank, world, local_world = backend.dist_init(device, int(timeout))
+        rank, world, local_world = distributed.dist_init(device, int(timeout))
         if (rank, world) != (max(self.rank, 0), self.world_size):
             raise DDPError(f"the launcher says rank {self.rank} of {self.world_size} but {backend.NAME} reports rank "
                            f"{rank} of {world}; launch with the tool of the active backend (see README)")
@@ -97,17 +98,18 @@ class Dist:
         if self.watchdog:
             self.watchdog.stop()
         if self._started:
-            from utils import backend  # noqa: PLC0415
-            backend.dist_close()
+            from utils.backend import distributed  # noqa: PLC0415
+            distributed.dist_close()
             self._started = False
 
     def _local_peers(self):
         """{rank: pid} of the other ranks on this host, for the watchdog (one all_gather at start-up)."""
         from utils import backend  # noqa: PLC0415
+        from utils.backend import distributed  # noqa: PLC0415
 
         host = zlib.crc32(socket.gethostname().encode()) & 0x7FFFFFFF
         mine = backend.torch.tensor([host, os.getpid()], dtype=backend.torch.int64, device=self.device)
-        rows = [backend.to_numpy(t).tolist() for t in backend.dist_all_gather(mine, max(self.world_size, 1))]
+        rows = [backend.to_numpy(t).tolist() for t in distributed.dist_all_gather(mine, max(self.world_size, 1))]
         return {r: int(pid) for r, (h, pid) in enumerate(rows) if h == host and r != max(self.rank, 0)}
 
     # ------------------------------------------------------------------------------------------------ collectives
@@ -125,9 +127,9 @@ class Dist:
 
     def barrier(self, what="barrier"):
         if self.ddp:
-            from utils import backend  # noqa: PLC0415
+            from utils.backend import distributed  # noqa: PLC0415
             with self.waiting(what):
-                backend.dist_barrier()
+                distributed.dist_barrier()
 
     @contextlib.contextmanager
     def zero_first(self):
@@ -143,9 +145,10 @@ class Dist:
         if not self.ddp:
             return bool(flag)
         from utils import backend  # noqa: PLC0415
+        from utils.backend import distributed  # noqa: PLC0415
         t = backend.torch.tensor([1 if flag else 0], dtype=backend.torch.int64, device=self.device)
         with self.waiting(what):
-            backend.dist_broadcast_(t, 0)
+            distributed.dist_broadcast_(t, 0)
         return bool(int(backend.to_numpy(t)[0]))
 
     def broadcast_json(self, obj, what="broadcast"):
@@ -153,16 +156,17 @@ class Dist:
         if not self.ddp:
             return obj
         from utils import backend  # noqa: PLC0415
+        from utils.backend import distributed  # noqa: PLC0415
         torch = backend.torch
         payload = json.dumps(obj).encode() if self.main else b""
         n = torch.tensor([len(payload)], dtype=torch.int64, device=self.device)
         with self.waiting(what):
-            backend.dist_broadcast_(n, 0)
+            distributed.dist_broadcast_(n, 0)
             size = int(backend.to_numpy(n)[0])
             import numpy as np  # noqa: PLC0415
             buf = np.frombuffer(payload, np.uint8) if self.main else np.zeros(size, np.uint8)
             t = backend.from_numpy(buf, device=self.device)
-            backend.dist_broadcast_(t, 0)
+            distributed.dist_broadcast_(t, 0)
         return json.loads(backend.to_numpy(t).tobytes().decode())
 
     def broadcast_state(self, model):
@@ -170,9 +174,10 @@ class Dist:
         if not self.ddp:
             return model
         from utils import backend  # noqa: PLC0415
+        from utils.backend import distributed  # noqa: PLC0415
         with self.waiting("model state"), backend.torch.no_grad():
             for v in model.state_dict().values():
-                backend.dist_broadcast_(v, 0)
+                distributed.dist_broadcast_(v, 0)
         return model
 
     # ------------------------------------------------------------------------------------------------- the model
@@ -184,16 +189,17 @@ class Dist:
         if not self.ddp:
             return model
         from utils import backend  # noqa: PLC0415
+        from utils.backend import distributed  # noqa: PLC0415
         if sync_bn:
-            if backend.sync_bn_supported(self.device):
-                model = backend.convert_sync_batchnorm(model).to(self.device)
+            if distributed.sync_bn_supported(self.device):
+                model = distributed.convert_sync_batchnorm(model).to(self.device)
                 if log:
                     log("Using SyncBatchNorm()")
             elif log:
                 log(f"WARNING ⚠️ --sync-bn needs CUDA devices: {backend.NAME} has no SyncBatchNorm for "
                     f"{self.device} tensors; training continues with per-process BatchNorm statistics")
         with self.waiting("DDP parameter broadcast"):
-            return backend.ddp_wrap(model, self.device)
+            return distributed.ddp_wrap(model, self.device)
 
 
 # ---------------------------------------------------------------------------------------------------- start-up

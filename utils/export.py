@@ -24,6 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
+from models.experimental import WeightsError, attempt_load
+from models.yolo import ClassificationModel, Detect, DetectionModel, SegmentationModel
+from utils import backend
+from utils.backend import NAME, capabilities, from_numpy, inference_mode, to_numpy
+from utils.backend import export as backend_export
+from utils.backend.export import load_torchscript
+from utils.checkpoint import CheckpointError
+from utils.cli import check_img_size
+from utils.data.augment import letterbox
+from utils.data.synthetic import render_scene
+from utils.downloads import DownloadError
 from utils.files import ROOT
 from utils.log import LOGGER, colorstr
 
@@ -68,7 +79,6 @@ def export_formats():
 
 def unavailable(argument):
     """Why the --include ``argument`` cannot be produced with this backend/build, or None when it can."""
-    from utils.backend import NAME, capabilities  # noqa: PLC0415
 
     if argument == "torchscript" and not capabilities()["torchscript"]:
         return (f"TorchScript export needs torch.jit, which the {NAME} backend does not have: use --backend torch "
@@ -140,8 +150,6 @@ def work_dir(file):
 # ----------------------------------------------------------------------------------------------------- verification
 def probe_images(shape, seed=0):
     """(b, 3, h, w) float32 RGB 0-1 batch of synthetic scenes (shapes on textured backgrounds), letterboxed."""
-    from utils.data.augment import letterbox  # noqa: PLC0415
-    from utils.data.synthetic import render_scene  # noqa: PLC0415
 
     b, _, h, w = shape
     out = np.empty((b, 3, h, w), np.float32)
@@ -154,7 +162,6 @@ def probe_images(shape, seed=0):
 
 def native_outputs(model, x, half=False):
     """The native model's outputs on numpy batch ``x`` as a list of float32 numpy arrays."""
-    from utils.backend import from_numpy, inference_mode, to_numpy  # noqa: PLC0415
 
     p = next(model.parameters())
     t = from_numpy(x, p.device)
@@ -230,7 +237,6 @@ def verify_onnx(path, model, shapes, half=False):
 
 # ----------------------------------------------------------------------------------------------------------- ONNX
 def onnx_output_names(model):
-    from models.yolo import SegmentationModel  # noqa: PLC0415
 
     return ["output0", "output1"] if isinstance(model, SegmentationModel) else ["output0"]
 
@@ -238,7 +244,6 @@ def onnx_output_names(model):
 def onnx_dynamic_axes(model):
     """ultralytics' dynamic axes: batch, height and width of the images; batch and anchors of detections (and the
     mask size of -seg protos); classifiers' outputs follow from the input's batch."""
-    from models.yolo import DetectionModel, SegmentationModel  # noqa: PLC0415
 
     axes = {"images": {0: "batch", 2: "height", 3: "width"}}
     if isinstance(model, DetectionModel):
@@ -270,7 +275,6 @@ def export_onnx(model, im, file, opset=12, dynamic=False, simplify=False, metada
     """Export, verify and keep ``file``.onnx; returns (path, max abs difference vs the native model)."""
     import onnx  # noqa: PLC0415
 
-    from utils import backend  # noqa: PLC0415
 
     prefix = colorstr("ONNX:")
     f = Path(file).with_suffix(".onnx")
@@ -280,11 +284,11 @@ def export_onnx(model, im, file, opset=12, dynamic=False, simplify=False, metada
     with work_dir(f) as tmp:
         tmp_file = tmp / f.name
         try:
-            axes = backend.export_onnx(model, im, tmp_file, opset=opset, dynamic=dynamic, input_names=["images"],
+            axes = backend_export.export_onnx(model, im, tmp_file, opset=opset, dynamic=dynamic, input_names=["images"],
                                        output_names=names, dynamic_axes=onnx_dynamic_axes(model), work_dir=tmp)
             model_onnx = onnx.load(str(tmp_file))
             onnx.checker.check_model(model_onnx)
-        except backend.ExportUnsupportedError as e:
+        except backend_export.ExportUnsupportedError as e:
             raise ExportError(str(e)) from None
         except ExportError:
             raise
@@ -292,7 +296,7 @@ def export_onnx(model, im, file, opset=12, dynamic=False, simplify=False, metada
             raise ExportError(f"{backend.NAME} could not export the model to ONNX: {type(e).__name__}: {e}") from e
         if dynamic:
             freed = "; ".join(f"{k}: {', '.join(v.values())}" for k, v in axes.items())
-            fixed = ("" if backend.ONNX_DYNAMIC_IMAGE_SIZE else
+            fixed = ("" if backend_export.ONNX_DYNAMIC_IMAGE_SIZE else
                      f" (image size fixed at {tuple(im.shape[2:])} on oneflow)")
             LOGGER.info(f"{prefix} dynamic axes: {freed}{fixed}")
         for k, v in (metadata or {}).items():
@@ -312,7 +316,6 @@ def export_onnx(model, im, file, opset=12, dynamic=False, simplify=False, metada
 
 # ---------------------------------------------------------------------------------------------------- TorchScript
 def verify_torchscript(path, model, shapes, half=False):
-    from utils.backend import from_numpy, inference_mode, load_torchscript, to_numpy  # noqa: PLC0415
 
     p = next(model.parameters())
     module, _ = load_torchscript(path, p.device)
@@ -329,12 +332,10 @@ def verify_torchscript(path, model, shapes, half=False):
 
 def export_torchscript(model, im, file, optimize=False, metadata=None, half=False):
     """Trace, verify and keep ``file``.torchscript; returns (path, max abs difference vs the native model)."""
-    from utils import backend  # noqa: PLC0415
 
     prefix = colorstr("TorchScript:")
     f = Path(file).with_suffix(".torchscript")
     LOGGER.info(f"\n{prefix} starting export with {backend.NAME} {backend.VERSION}...")
-    from models.yolo import ClassificationModel, SegmentationModel  # noqa: PLC0415
 
     task = "segment" if isinstance(model, SegmentationModel) else "classify" if isinstance(
         model, ClassificationModel) else "detect"
@@ -342,8 +343,8 @@ def export_torchscript(model, im, file, optimize=False, metadata=None, half=Fals
     with work_dir(f) as tmp:
         tmp_file = tmp / f.name
         try:
-            backend.export_torchscript(model, im, tmp_file, extra_files=extra, optimize=optimize)
-        except backend.ExportUnsupportedError as e:
+            backend_export.export_torchscript(model, im, tmp_file, extra_files=extra, optimize=optimize)
+        except backend_export.ExportUnsupportedError as e:
             raise ExportError(str(e)) from None
         except Exception as e:
             raise ExportError(f"torch.jit.trace failed: {type(e).__name__}: {e}") from e
@@ -361,11 +362,6 @@ IGNORED_HERE = {  # flags of formats this build does not export: named in a warn
 
 def load_model(weights, device, inplace=False, dynamic_hw=False):
     """attempt_load() for export: fused, eval, Detect set to export mode; bad weights become one ExportError."""
-    from models.experimental import WeightsError, attempt_load  # noqa: PLC0415
-    from models.yolo import Detect  # noqa: PLC0415
-    from utils.backend import to_numpy  # noqa: PLC0415
-    from utils.checkpoint import CheckpointError  # noqa: PLC0415
-    from utils.downloads import DownloadError  # noqa: PLC0415
 
     w = str(weights[0] if isinstance(weights, (list, tuple)) else weights)
     if Path(w).is_dir():
@@ -396,8 +392,6 @@ def export(weights=ROOT / "yolov5s.pt", imgsz=(640, 640), batch_size=1, device="
         ExportError: bad flags, unreadable weights, a format unavailable here, or an export that failed (the others
             are still attempted first; every failure is named).
     """
-    from utils import backend  # noqa: PLC0415
-    from utils.cli import check_img_size  # noqa: PLC0415
 
     t = time.time()
     include = check_include(include)
@@ -420,7 +414,7 @@ def export(weights=ROOT / "yolov5s.pt", imgsz=(640, 640), batch_size=1, device="
         raise ExportError("--half not compatible with --dynamic, i.e. use either --half or --dynamic but not both")
     if optimize and device.type != "cpu":
         raise ExportError("--optimize not compatible with cuda devices, i.e. use --device cpu")
-    model, w = load_model(weights, device, inplace=inplace, dynamic_hw=dynamic and backend.ONNX_DYNAMIC_IMAGE_SIZE)
+    model, w = load_model(weights, device, inplace=inplace, dynamic_hw=dynamic and backend_export.ONNX_DYNAMIC_IMAGE_SIZE)
     gs = int(float(model.stride.max()))
     imgsz = [check_img_size(x, gs) for x in imgsz]
     im = backend.torch.zeros(batch_size, 3, *imgsz).to(device)
@@ -458,7 +452,6 @@ def export(weights=ROOT / "yolov5s.pt", imgsz=(640, 640), batch_size=1, device="
 
 
 def _summary(model, files, half, t0):
-    from models.yolo import ClassificationModel, SegmentationModel  # noqa: PLC0415
 
     seg, cls = isinstance(model, SegmentationModel), isinstance(model, ClassificationModel)
     folder = Path("segment" if seg else "classify" if cls else "")

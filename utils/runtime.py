@@ -17,7 +17,11 @@ from urllib.parse import urlparse
 import numpy as np
 import yaml
 
+from models.experimental import attempt_load
+from models.yolo import ClassificationModel, SegmentationModel
 from utils.backend import capabilities, from_numpy, nn, time_sync, to_numpy, torch
+from utils.backend.export import ExportUnsupportedError, load_torchscript
+from utils.export import onnx_session
 from utils.log import LOGGER
 
 # (format name, ultralytics flag attribute, file-name ending), in ultralytics' export_formats() order
@@ -92,8 +96,6 @@ class PtRuntime(Runtime):
     """``.pt`` weights: our checkpoints and official ultralytics files (several files form an Ensemble)."""
 
     def __init__(self, path, weights, device, fp16=False, fuse=True, dnn=False, data=None):
-        from models.experimental import attempt_load  # noqa: PLC0415 (models import this module's users)
-        from models.yolo import ClassificationModel, SegmentationModel  # noqa: PLC0415
 
         model = attempt_load(weights if isinstance(weights, (list, tuple)) else path, device=device, inplace=True,
                              fuse=fuse)
@@ -159,7 +161,6 @@ class OnnxRuntime(Runtime):
                                              f"onnxruntime instead (without --dnn). OpenCV said: "
                                              f"{str(e).strip().splitlines()[-1][:200]}") from None
         else:
-            from utils.export import onnx_session  # noqa: PLC0415
 
             LOGGER.info(f"Loading {path} for ONNX Runtime inference...")
             self.session = onnx_session(path, cuda=str(device).startswith("cuda"))
@@ -187,7 +188,6 @@ class TorchScriptRuntime(Runtime):
     def __init__(self, path, weights, device, fp16=False, fuse=True, dnn=False, data=None):
         import json  # noqa: PLC0415
 
-        from utils.backend import ExportUnsupportedError, load_torchscript  # noqa: PLC0415
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"weights not found: {path}")

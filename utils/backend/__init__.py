@@ -1,7 +1,9 @@
 """The one place that imports a deep-learning framework.
 
 Every other module writes ``from utils.backend import torch, nn, F`` and keeps reading like PyTorch code, while each
-difference between OneFlow and PyTorch is a named function here (DESIGN.md section 1).
+difference between OneFlow and PyTorch is a named function in this package: here the core (selection, devices,
+tensors, NMS kernel, AMP, capabilities), in ``utils.backend.export`` the ONNX/TorchScript writers, and in
+``utils.backend.distributed`` the process-group calls. No other module of the project imports oneflow or torch.
 
 Selection, first match wins:
   1. ``--backend {oneflow,torch}`` (or ``--backend=...``) on the command line of the running script,
@@ -152,7 +154,7 @@ def cuda_device_count():
 
 
 def cuda_synchronize():
-    if cuda_available() and not _oneflow_ddp():  # oneflow.cuda.synchronize() can hang under DDP (see DISTRIBUTED)
+    if cuda_available() and not _oneflow_ddp():  # oneflow.cuda.synchronize() can hang under DDP (see utils.backend.distributed)
         torch.cuda.synchronize()
 
 
@@ -319,6 +321,10 @@ def _nms_numpy(boxes, scores, iou_thres, max_keep=None):
     return np.asarray(keep, dtype=np.int64)
 
 
+def _oneflow_ddp():
+    return IS_ONEFLOW and torch.env.get_world_size() > 1
+
+
 # ------------------------------------------------------------------------------------------------------- mixed precision
 def amp_supported(device):
     """Eager AMP training is offered by PyTorch on CUDA only; OneFlow's eager GradScaler differs, so we refuse it."""
@@ -482,242 +488,3 @@ def load_optimizer_state(optimizer, saved, device=None):
 
 def clip_grad_norm_(parameters, max_norm):
     return nn.utils.clip_grad_norm_(parameters, max_norm=max_norm)
-
-
-# ================================================================================================================
-# EXPORT: the framework calls behind export.py. utils/export.py owns the flags, metadata, verification and the
-# temp-file/rename handling; the functions here only turn a model into a file (and load TorchScript back).
-#   OneFlow: the model is compiled as an nn.Graph and converted by oneflow-onnx 0.6.2 (needs onnx 1.14.x: 1.15+ breaks
-#            its Upsample handler). Its converter bakes the traced batch size into Reshape/Slice constants, so a
-#            dynamic batch is made here by rewriting those constants; image sizes stay fixed (the grids are constants).
-#            The graph's weights go to the caller's private work folder, never to oneflow-onnx's default
-#            /tmp/oneflow_model* folders (a stale one of those broke one-yolov5's exports).
-#   PyTorch: torch.onnx's TorchScript-based exporter (dynamic batch and image size) and torch.jit for TorchScript.
-# ================================================================================================================
-class ExportUnsupportedError(RuntimeError):
-    """An export this backend or platform cannot produce; the message says what to use instead."""
-
-
-ONNX_DYNAMIC_IMAGE_SIZE = not IS_ONEFLOW  # --dynamic frees height/width too (OneFlow: the batch only)
-
-
-def export_onnx(model, im, f, opset=12, dynamic=False, input_names=("images",), output_names=("output0",),
-                dynamic_axes=None, work_dir=None):
-    """Write ``model`` (run on ``im``) to the ONNX file ``f``, its input and outputs named as given.
-
-    Args:
-        model: eval-mode module; forward(im) returns a tensor or a tuple of tensors (one per output name).
-        im: example input (b, 3, h, w) on the model's device.
-        f: path of the file to write.
-        opset: ONNX opset version.
-        dynamic: make the axes of ``dynamic_axes`` ({name: {axis: label}}) dynamic; OneFlow frees the batch axes only.
-        work_dir: an existing folder for intermediate files (OneFlow saves the graph's weights there).
-    Returns:
-        {name: {axis: label}}: the axes that are dynamic in the written file ({} for a static export).
-    """
-    if IS_ONEFLOW:
-        return _export_onnx_oneflow(model, im, str(f), opset, dynamic, list(input_names), list(output_names),
-                                    work_dir or os.path.dirname(os.path.abspath(f)))
-    import inspect  # noqa: PLC0415
-    import warnings  # noqa: PLC0415
-
-    kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    axes = {k: dict(v) for k, v in (dynamic_axes or {}).items()} if dynamic else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings on shape arithmetic; the legacy exporter's deprecation note
-        torch.onnx.export(model, (im,), str(f), verbose=False, opset_version=opset, do_constant_folding=True,
-                          input_names=list(input_names), output_names=list(output_names),
-                          dynamic_axes=axes or None, **kwargs)
-    return axes
-
-
-@contextlib.contextmanager
-def _module_hidden(name):
-    """Make ``import name`` fail inside the block (oneflow-onnx simplifies with onnxsim whenever it can import it)."""
-    saved = sys.modules.get(name, _module_hidden)
-    sys.modules[name] = None
-    try:
-        yield
-    finally:
-        if saved is _module_hidden:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = saved
-
-
-def _export_onnx_oneflow(model, im, f, opset, dynamic, input_names, output_names, work_dir):
-    import warnings  # noqa: PLC0415
-
-    if "bool" not in np.__dict__:  # oneflow-onnx still uses numpy.bool (removed in numpy 1.24)
-        np.bool = bool
-    try:
-        from oneflow_onnx.oneflow2onnx.flow2onnx import Export  # noqa: PLC0415
-    except ImportError as e:
-        raise ExportUnsupportedError(f"ONNX export on oneflow needs oneflow-onnx 0.6.2 and onnx 1.14.1 ({e}): "
-                                     f"pip install oneflow-onnx==0.6.2 onnx==1.14.1") from None
-
-    class ExportGraph(nn.Graph):
-        def __init__(self, module):
-            super().__init__()
-            self.module = module
-
-        def build(self, x):
-            return self.module(x)
-
-    import copy  # noqa: PLC0415
-
-    graph = ExportGraph(copy.deepcopy(model))  # tracing may cache lazy tensors on modules: keep the caller's clean
-    weights = os.path.join(work_dir, "graph_weights")
-    raw = os.path.join(work_dir, "oneflow_raw.onnx")
-    # quiet: the CUDA-driver line OneFlow prints on CPU-only machines, and "Interpolate() is called in a nn.Graph,
-    # but not registered" (harmless); both are replayed if the export fails
-    with _quiet_fd2(), warnings.catch_warnings(), _module_hidden("onnxsim"):
-        warnings.simplefilter("ignore")
-        graph._compile(im)
-        torch.save(graph.state_dict(), weights)
-        Export(graph, weights, raw, opset=opset)  # onnxsim hidden: simplifying is export.py's --simplify
-    from utils.onnx_graph import finish_oneflow_onnx  # noqa: PLC0415 (pure onnx, framework-free)
-    return finish_oneflow_onnx(raw, f, int(im.shape[0]), dynamic, input_names, output_names)
-
-
-def export_torchscript(model, im, f, extra_files=None, optimize=False):
-    """Trace ``model`` on ``im`` and save it as TorchScript at ``f`` (PyTorch only), with ``extra_files`` inside.
-
-    optimize=True writes a mobile-optimised file for PyTorch's lite interpreter (as ultralytics' --optimize)."""
-    if IS_ONEFLOW:
-        raise ExportUnsupportedError("TorchScript export needs torch.jit, which OneFlow does not have: use "
-                                     "--backend torch for TorchScript, or --include onnx on oneflow")
-    import warnings  # noqa: PLC0415
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings; torch.jit's deprecation note in torch >= 2.9
-        ts = torch.jit.trace(model, im, strict=False)
-        if optimize:
-            from torch.utils.mobile_optimizer import optimize_for_mobile  # noqa: PLC0415
-            try:
-                ts = optimize_for_mobile(ts)
-            except RuntimeError as e:  # CPU builds without XNNPACK (e.g. torch 2.13 CPU wheels)
-                raise ExportUnsupportedError(f"--optimize needs a PyTorch build with XNNPACK "
-                                             f"({str(e).splitlines()[-1][:120]})") from None
-            ts._save_for_lite_interpreter(str(f), _extra_files=extra_files or {})
-        else:
-            ts.save(str(f), _extra_files=extra_files or {})
-
-
-def load_torchscript(f, device=None, extra_names=("config.txt",)):
-    """(module, {name: text}) from a TorchScript file written by export_torchscript (PyTorch only)."""
-    if IS_ONEFLOW:
-        raise ExportUnsupportedError(f"{f}: TorchScript files run on the PyTorch backend only (--backend torch)")
-    import warnings  # noqa: PLC0415
-
-    extra = {name: "" for name in extra_names}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            module = torch.jit.load(str(f), _extra_files=extra, map_location=device or "cpu")
-        except RuntimeError:  # a lite-interpreter file (export --optimize)
-            from torch.jit.mobile import _load_for_lite_interpreter  # noqa: PLC0415
-            module = _load_for_lite_interpreter(str(f), map_location=device or "cpu")
-    return module, {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-
-
-# ================================================================================================================
-# DISTRIBUTED (DDP): the framework calls behind utils/dist.py, which owns rank/world logic, checks and the watchdog.
-#   OneFlow: the launcher's RANK/WORLD_SIZE/MASTER_* are read inside `import oneflow`, which already joins the group
-#            (it blocks until every rank has started); there is no init_process_group. Collectives are oneflow.comm.*,
-#            DDP returns the module itself with gradient hooks (no `.module`), SyncBatchNorm refuses CPU tensors, and
-#            oneflow.cuda.synchronize() under DDP can hang (one-yolov5#47), so cuda_synchronize() skips it there.
-#   PyTorch: init_process_group (nccl on CUDA, gloo on the CPU) with a timeout on every collective; DDP wraps.
-# ================================================================================================================
-def dist_init(device, timeout_s=10800):
-    """Join the launcher's process group on ``device``; returns (rank, world_size, local_world_size) as reported by
-    the framework (torchrun sets LOCAL_WORLD_SIZE; OneFlow derives it from its node count)."""
-    cuda = str(device).startswith("cuda")
-    if IS_ONEFLOW:
-        if cuda:
-            torch.cuda.set_device(torch.device(device).index or 0)
-        env = torch.env
-        return env.get_rank(), env.get_world_size(), env.get_world_size() // max(env.get_node_size(), 1)
-    from datetime import timedelta  # noqa: PLC0415
-
-    dist = torch.distributed
-    if not dist.is_initialized():
-        if cuda:
-            torch.cuda.set_device(torch.device(device))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
-    world = dist.get_world_size()
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_WORLD_SIZE", world))
-
-
-def dist_close():
-    """Leave the process group (PyTorch); OneFlow's ends with the process."""
-    if not IS_ONEFLOW and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
-def _oneflow_ddp():
-    return IS_ONEFLOW and torch.env.get_world_size() > 1
-
-
-def dist_barrier():
-    if IS_ONEFLOW:
-        torch.comm.barrier()
-    else:
-        torch.distributed.barrier()
-
-
-def dist_broadcast_(tensor, src=0):
-    """Overwrite ``tensor`` in place with rank ``src``'s (same shape and dtype on every rank)."""
-    if IS_ONEFLOW:
-        torch.comm.broadcast(tensor, src)
-    else:
-        torch.distributed.broadcast(tensor, src)
-    return tensor
-
-
-def dist_all_reduce_(tensor):
-    """Sum ``tensor`` over all ranks, in place."""
-    if IS_ONEFLOW:
-        torch.comm.all_reduce(tensor)
-    else:
-        torch.distributed.all_reduce(tensor)
-    return tensor
-
-
-def dist_all_gather(tensor, world_size):
-    """[rank 0's tensor, rank 1's, ...] (same shape and dtype on every rank)."""
-    out = [torch.zeros_like(tensor) for _ in range(world_size)]
-    if IS_ONEFLOW:
-        torch.comm.all_gather(out, tensor)
-    else:
-        torch.distributed.all_gather(out, tensor)
-    return out
-
-
-def ddp_wrap(model, device):
-    """DistributedDataParallel of ``model`` (parameters broadcast from rank 0; gradients averaged in backward).
-
-    OneFlow returns ``model`` itself with hooks attached: never deepcopy it afterwards (one-yolov5#47, OneFlow#9538);
-    de_parallel() gives the bare module on both frameworks.
-    """
-    if IS_ONEFLOW:
-        return nn.parallel.DistributedDataParallel(model)
-    cuda = str(device).startswith("cuda")
-    ids = [torch.device(device).index] if cuda else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None)
-
-
-def is_ddp_wrapped(model):
-    if IS_ONEFLOW:
-        return bool(getattr(model, "_is_ddp_module", False))
-    return isinstance(model, nn.parallel.DistributedDataParallel)
-
-
-def sync_bn_supported(device):
-    """SyncBatchNorm works on CUDA only: OneFlow refuses CPU tensors, PyTorch raises for CPU inputs in training."""
-    return str(device).startswith("cuda") and hasattr(nn, "SyncBatchNorm")
-
-
-def convert_sync_batchnorm(model):
-    """Every BatchNorm*d of ``model`` as SyncBatchNorm (same parameters and buffers); call before ddp_wrap()."""
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)

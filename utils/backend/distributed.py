@@ -1,0 +1,101 @@
+"""DISTRIBUTED (DDP): the framework calls behind utils/dist.py, which owns rank/world logic, checks and the watchdog.
+
+Part of the backend package (it may import oneflow / torch).
+  OneFlow: the launcher's RANK/WORLD_SIZE/MASTER_* are read inside `import oneflow`, which already joins the group
+           (it blocks until every rank has started); there is no init_process_group. Collectives are oneflow.comm.*,
+           DDP returns the module itself with gradient hooks (no `.module`), SyncBatchNorm refuses CPU tensors, and
+           oneflow.cuda.synchronize() under DDP can hang (one-yolov5#47), so cuda_synchronize() skips it there.
+  PyTorch: init_process_group (nccl on CUDA, gloo on the CPU) with a timeout on every collective; DDP wraps.
+"""
+
+import os
+from datetime import timedelta
+
+from utils.backend import IS_ONEFLOW, nn, torch
+
+def dist_init(device, timeout_s=10800):
+    """Join the launcher's process group on ``device``; returns (rank, world_size, local_world_size) as reported by
+    the framework (torchrun sets LOCAL_WORLD_SIZE; OneFlow derives it from its node count)."""
+    cuda = str(device).startswith("cuda")
+    if IS_ONEFLOW:
+        if cuda:
+            torch.cuda.set_device(torch.device(device).index or 0)
+        env = torch.env
+        return env.get_rank(), env.get_world_size(), env.get_world_size() // max(env.get_node_size(), 1)
+    dist = torch.distributed
+    if not dist.is_initialized():
+        if cuda:
+            torch.cuda.set_device(torch.device(device))
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s))
+    world = dist.get_world_size()
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_WORLD_SIZE", world))
+
+
+def dist_close():
+    """Leave the process group (PyTorch); OneFlow's ends with the process."""
+    if not IS_ONEFLOW and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def dist_barrier():
+    if IS_ONEFLOW:
+        torch.comm.barrier()
+    else:
+        torch.distributed.barrier()
+
+
+def dist_broadcast_(tensor, src=0):
+    """Overwrite ``tensor`` in place with rank ``src``'s (same shape and dtype on every rank)."""
+    if IS_ONEFLOW:
+        torch.comm.broadcast(tensor, src)
+    else:
+        torch.distributed.broadcast(tensor, src)
+    return tensor
+
+
+def dist_all_reduce_(tensor):
+    """Sum ``tensor`` over all ranks, in place."""
+    if IS_ONEFLOW:
+        torch.comm.all_reduce(tensor)
+    else:
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def dist_all_gather(tensor, world_size):
+    """[rank 0's tensor, rank 1's, ...] (same shape and dtype on every rank)."""
+    out = [torch.zeros_like(tensor) for _ in range(world_size)]
+    if IS_ONEFLOW:
+        torch.comm.all_gather(out, tensor)
+    else:
+        torch.distributed.all_gather(out, tensor)
+    return out
+
+
+def ddp_wrap(model, device):
+    """DistributedDataParallel of ``model`` (parameters broadcast from rank 0; gradients averaged in backward).
+
+    OneFlow returns ``model`` itself with hooks attached: never deepcopy it afterwards (one-yolov5#47, OneFlow#9538);
+    de_parallel() gives the bare module on both frameworks.
+    """
+    if IS_ONEFLOW:
+        return nn.parallel.DistributedDataParallel(model)
+    cuda = str(device).startswith("cuda")
+    ids = [torch.device(device).index] if cuda else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None)
+
+
+def is_ddp_wrapped(model):
+    if IS_ONEFLOW:
+        return bool(getattr(model, "_is_ddp_module", False))
+    return isinstance(model, nn.parallel.DistributedDataParallel)
+
+
+def sync_bn_supported(device):
+    """SyncBatchNorm works on CUDA only: OneFlow refuses CPU tensors, PyTorch raises for CPU inputs in training."""
+    return str(device).startswith("cuda") and hasattr(nn, "SyncBatchNorm")
+
+
+def convert_sync_batchnorm(model):
+    """Every BatchNorm*d of ``model`` as SyncBatchNorm (same parameters and buffers); call before ddp_wrap()."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
