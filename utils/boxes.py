@@ -130,7 +130,7 @@ def clip_segments(segments, shape):
     return segments
 
 
-def _gain_pad(img1_shape, img0_shape, ratio_pad):
+def letterbox_gain_pad(img1_shape, img0_shape, ratio_pad=None):
     """Letterbox gain and (x, y) padding that took an img0_shape image to img1_shape (or the given ratio_pad)."""
     if ratio_pad is None:
         gain = min(img1_shape[0] / img0_shape[0], img1_shape[1] / img0_shape[1])
@@ -148,7 +148,7 @@ def scale_boxes(img1_shape, boxes, img0_shape, ratio_pad=None):
         img0_shape: (h, w) of the original image.
         ratio_pad: ((gain_h, gain_w), (pad_w, pad_h)) from the loader; only gain_h is used, as in ultralytics.
     """
-    gain, pad = _gain_pad(img1_shape, img0_shape, ratio_pad)
+    gain, pad = letterbox_gain_pad(img1_shape, img0_shape, ratio_pad)
     boxes[..., [0, 2]] -= pad[0]
     boxes[..., [1, 3]] -= pad[1]
     boxes[..., :4] /= gain
@@ -158,7 +158,7 @@ def scale_boxes(img1_shape, boxes, img0_shape, ratio_pad=None):
 
 def scale_segments(img1_shape, segments, img0_shape, ratio_pad=None, normalize=False):
     """scale_boxes() for (n, 2) polygon points; ``normalize`` divides by the original width and height."""
-    gain, pad = _gain_pad(img1_shape, img0_shape, ratio_pad)
+    gain, pad = letterbox_gain_pad(img1_shape, img0_shape, ratio_pad)
     segments[:, 0] -= pad[0]
     segments[:, 1] -= pad[1]
     segments /= gain
