@@ -9,7 +9,6 @@ Formats this build cannot produce (see export.py) get an empty row and a warning
 other failure raises, and --hard-fail 0.3 also requires every mAP50-95 above 0.3.
 """
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,13 @@ ROOT = FILE.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from utils.cli import add_backend_arg, print_args  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import export  # noqa: E402
+import val  # noqa: E402
+from utils import cli  # noqa: E402
+from utils.backend import NAME, VERSION, select_device  # noqa: E402
+from utils.export import export_formats, file_size, unavailable  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
 
 
@@ -28,8 +33,6 @@ class Unavailable(Exception):
 
 
 def _check_format(arg, cpu, gpu, device):
-    from utils.export import unavailable  # noqa: PLC0415
-
     reason = unavailable(arg) if arg != "-" else None
     if reason:
         raise Unavailable(reason)
@@ -39,18 +42,14 @@ def _check_format(arg, cpu, gpu, device):
         raise Unavailable("inference not supported on GPU")
 
 
-def run(weights=ROOT / "yolov5s.pt", imgsz=640, batch_size=1, data=ROOT / "data/coco128.yaml", device="", half=False,
-        test=False, pt_only=False, hard_fail=False, project=ROOT / "runs/val"):
+def run(project=ROOT / "runs/val", **kwargs):
     """Export, validate and time each format; returns the results as a pandas DataFrame (also logged as a table).
 
-    Exports are written next to ``weights``; validation runs go to ``project``/exp*."""
-    import pandas as pd  # noqa: PLC0415
-
-    import export  # noqa: PLC0415
-    import val  # noqa: PLC0415
-    from utils.backend import NAME, VERSION, select_device  # noqa: PLC0415
-    from utils.export import export_formats, file_size  # noqa: PLC0415
-
+    Keywords are benchmarks.py's flags. Exports are written next to ``weights``; validation runs go to
+    ``project``/exp*."""
+    opt = cli.options("benchmarks", kwargs)
+    weights, imgsz, data, device, half = opt.weights, opt.imgsz, opt.data, opt.device, opt.half
+    test, hard_fail = opt.test, opt.hard_fail
     t = time.time()
     dev = str(device)
     device = select_device(dev, log=LOGGER.info)
@@ -65,7 +64,7 @@ def run(weights=ROOT / "yolov5s.pt", imgsz=640, batch_size=1, data=ROOT / "data/
             if test:
                 rows.append([name, "✅"])
             else:
-                results, _, times = val.run(data, weights=w, batch_size=batch_size, imgsz=imgsz, plots=False,
+                results, _, times = val.run(data, weights=w, batch_size=opt.batch_size, imgsz=imgsz, plots=False,
                                             device=dev, task="speed", half=half, project=project)
                 rows.append([name, round(file_size(w), 1), round(results[3], 4), round(times[1], 2)])
         except Exception as e:
@@ -73,7 +72,7 @@ def run(weights=ROOT / "yolov5s.pt", imgsz=640, batch_size=1, data=ROOT / "data/
                 raise RuntimeError(f"Benchmark --hard-fail for {name}: {e}") from e
             LOGGER.warning(f"WARNING ⚠️ Benchmark failure for {name}: {e}")
             rows.append([name, "❌"] if test else [name, None, None, None])
-        if pt_only and i == 0:
+        if opt.pt_only and i == 0:
             break
 
     columns = ["Format", "Export"] if test else ["Format", "Size (MB)", "mAP50-95", "Inference time (ms)"]
@@ -89,19 +88,8 @@ def run(weights=ROOT / "yolov5s.pt", imgsz=640, batch_size=1, data=ROOT / "data/
 
 
 def parse_opt(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--weights", type=str, default=ROOT / "yolov5s.pt", help="weights path")
-    parser.add_argument("--imgsz", "--img", "--img-size", type=int, default=640, help="inference size (pixels)")
-    parser.add_argument("--batch-size", type=int, default=1, help="batch size")
-    parser.add_argument("--data", type=str, default=ROOT / "data/coco128.yaml", help="dataset.yaml path")
-    parser.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
-    parser.add_argument("--half", action="store_true", help="use FP16 half-precision inference")
-    parser.add_argument("--test", action="store_true", help="test exports only")
-    parser.add_argument("--pt-only", action="store_true", help="test PyTorch only")
-    parser.add_argument("--hard-fail", nargs="?", const=True, default=False, help="Exception on error or < min metric")
-    add_backend_arg(parser)
-    opt = parser.parse_args(argv)
-    print_args(vars(opt))
+    opt = cli.parse("benchmarks", argv)
+    cli.print_args(vars(opt))
     return opt
 
 

@@ -29,18 +29,11 @@ dependencies = ["numpy", "cv2", "yaml", "PIL"]  # checked by torch.hub.load befo
 
 def _load_pretrained(model, path, classes):
     """Copy the tensors of ``path`` whose names and shapes fit ``model`` (anchors excluded), as ultralytics."""
-    import numpy as np  # noqa: PLC0415
-
-    from models.experimental import read_weights  # noqa: PLC0415
-    from utils.backend import from_numpy  # noqa: PLC0415
+    from models.experimental import read_weights, transfer_weights  # noqa: PLC0415 (see the module docstring)
     from utils.downloads import attempt_download  # noqa: PLC0415
 
     _, payload, _ = read_weights(attempt_download(path))
-    own = model.state_dict()
-    fit = {k: from_numpy(np.asarray(v, dtype=np.float32) if np.asarray(v).dtype.kind == "f" else v, dtype=own[k].dtype)
-           for k, v in payload["state"].items()
-           if k in own and "anchors" not in k and tuple(np.shape(v)) == tuple(own[k].shape)}
-    model.load_state_dict(fit, strict=False)
+    transfer_weights(model, payload["state"], exclude=("anchors",))
     names = payload.get("names")
     if names is not None and len(names) == classes:
         model.names = dict(names) if isinstance(names, dict) else dict(enumerate(names))
@@ -62,8 +55,8 @@ def _create(name, pretrained=True, channels=3, classes=80, autoshape=True, verbo
     Returns:
         AutoShape(DetectMultiBackend) for pretrained 3-channel, 80-class requests; otherwise the model itself.
     """
+    from models.yolo import DetectionModel  # noqa: PLC0415 (the backend is chosen when hub loads this file)
     from utils.autoshape import AutoShape  # noqa: PLC0415
-    from models.yolo import DetectionModel  # noqa: PLC0415
     from utils.backend import select_device  # noqa: PLC0415
     from utils.log import LOGGER  # noqa: PLC0415
     from utils.runtime import DetectMultiBackend  # noqa: PLC0415
@@ -103,68 +96,53 @@ def custom(path="path/to/model.pt", autoshape=True, _verbose=True, device=None):
     return _create(path, autoshape=autoshape, verbose=_verbose, device=device)
 
 
-def yolov5n(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-nano."""
+def yolov5n(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # nano
     return _create("yolov5n", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5s(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-small."""
+def yolov5s(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # small
     return _create("yolov5s", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5m(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-medium."""
+def yolov5m(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # medium
     return _create("yolov5m", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5l(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-large."""
+def yolov5l(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # large
     return _create("yolov5l", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5x(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-xlarge."""
+def yolov5x(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # xlarge
     return _create("yolov5x", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5n6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-nano-P6 (1280 px)."""
+def yolov5n6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # nano, P6 1280
     return _create("yolov5n6", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5s6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-small-P6 (1280 px)."""
+def yolov5s6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # small, P6 1280
     return _create("yolov5s6", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5m6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-medium-P6 (1280 px)."""
+def yolov5m6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # medium, P6 1280
     return _create("yolov5m6", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5l6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-large-P6 (1280 px)."""
+def yolov5l6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # large, P6 1280
     return _create("yolov5l6", pretrained, channels, classes, autoshape, _verbose, device)
 
 
-def yolov5x6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):
-    """YOLOv5-xlarge-P6 (1280 px)."""
+def yolov5x6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=True, device=None):  # xlarge, P6 1280
     return _create("yolov5x6", pretrained, channels, classes, autoshape, _verbose, device)
 
 
 if __name__ == "__main__":
-    import argparse
-
     import numpy as np
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", type=str, default="yolov5s", help="model name")
-    parser.add_argument("--backend", default=None, choices=["oneflow", "torch"], help="deep-learning framework")
-    opt = parser.parse_args()
-    from utils.cli import print_args  # noqa: E402
+    from utils import cli
 
-    print_args({"model": opt.model})
+    opt = cli.parse("hubconf")
+    cli.print_args({"model": opt.model})
     model = _create(name=opt.model, pretrained=True, channels=3, classes=80, autoshape=True, verbose=True)
     images = sorted(str(p) for p in (_ROOT / "data" / "images").glob("*.jpg")) or [np.zeros((320, 640, 3), np.uint8)]
     results = model(images, size=320)

@@ -93,7 +93,7 @@ def worker_ours(args, project):
     import train
     from utils.backend import NAME, VERSION, to_numpy
     from utils.callbacks import Callbacks
-    from utils.engine import trainer as trainer_mod
+    from utils.engine import detection as trainer_mod
 
     state = {}
 

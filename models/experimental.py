@@ -5,12 +5,13 @@ data) through utils.checkpoint, which never executes pickled code; the network i
 YAML by our own builder and the weights are copied in with their names and shapes checked.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from models.common import MixConv2d, Sum  # noqa: F401 (ultralytics import path)
-from models.yolo import ClassificationModel, Detect, DetectionModel, SegmentationModel, load_model_yaml
+from models.yolo import ClassificationModel, Detect, DetectionModel, SegmentationModel, load_model_yaml, model_task
 from utils import checkpoint
 from utils.backend import from_numpy, nn, to_numpy, torch
 from utils.downloads import attempt_download
@@ -53,8 +54,7 @@ def load_state_dict(model, state, source="weights"):
 
 def model_to_dict(model, half=False):
     """Our checkpoint form of a model: its YAML, names, stride and a numpy state_dict (plain data only)."""
-    task = ("classify" if isinstance(model, ClassificationModel) else
-            "segment" if isinstance(model, SegmentationModel) else "detect")
+    task = model_task(model)
     sd = {}
     for k, v in model.state_dict().items():
         a = to_numpy(v)
@@ -182,6 +182,30 @@ def attempt_load(weights, device=None, inplace=True, fuse=True):
     if not all(models[0].nc == m.nc for m in models):
         raise WeightsError(f"Models have different class counts: {[m.nc for m in models]}")
     return models
+
+
+def transfer_weights(model, state, exclude=()):
+    """Copy the tensors of ``state`` (name -> numpy) whose names and shapes fit ``model``, skipping names that contain
+    any of ``exclude`` (e.g. 'anchor'); returns how many were copied. Used to start from pretrained weights."""
+    own = model.state_dict()
+    fit = {k: from_numpy(np.asarray(v, np.float32) if np.asarray(v).dtype.kind == "f" else np.asarray(v),
+                         dtype=own[k].dtype)
+           for k, v in state.items()
+           if k in own and not any(x in k for x in exclude) and tuple(np.shape(v)) == tuple(own[k].shape)}
+    model.load_state_dict(fit, strict=False)
+    return len(fit)
+
+
+def strip_optimizer(f):
+    """Finalise one of our checkpoints for release, in place: the EMA weights in FP16 become 'model'; optimizer, EMA,
+    updates and fitness are dropped. Returns the new file size in bytes."""
+    ckpt = checkpoint.read(f)
+    src = ckpt.get("ema") or ckpt["model"]
+    src = dict(src, state_dict={k: v.astype(np.float16) if v.dtype == np.float32 else v
+                                for k, v in src["state_dict"].items()})
+    ckpt.update(model=src, ema=None, optimizer=None, updates=None, best_fitness=None, epoch=-1)
+    checkpoint.write(ckpt, f)
+    return os.path.getsize(f)
 
 
 def save_weights(path, model, half=True, **extra):

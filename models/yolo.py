@@ -12,7 +12,6 @@ import argparse
 import ast
 import contextlib
 import math
-import re
 import sys
 from copy import deepcopy
 from pathlib import Path
@@ -457,6 +456,16 @@ def load_model_yaml(path):
     if not isinstance(d, dict):
         raise ModelConfigError(f"{path}: expected a mapping with nc, depth_multiple, width_multiple, backbone, head")
     return d
+
+
+def model_task(model):
+    """'detect', 'segment' or 'classify' for a model, a DDP-wrapped model or an Ensemble (its first member)."""
+    model = getattr(model, "module", model)
+    if isinstance(model, nn.ModuleList) and len(model):
+        model = model[0]
+    if isinstance(model, ClassificationModel):
+        return "classify"
+    return "segment" if isinstance(model, SegmentationModel) else "detect"
 
 
 def model_class_for(yaml_dict):

@@ -85,22 +85,21 @@ def ddp_data(tmp_path_factory):
 # ------------------------------------------------------------------------------------------ gradient equivalence
 def _grad_trainer(data, out, d, batch_size):
     """A DetectionTrainer set up (data, model, optimizer, DDP wrap) with augmentation off, plus an unshuffled loader."""
-    import train
+    from utils import cli
     from utils.backend import select_device
     from utils.data.build import create_dataloader
-    from utils.engine.trainer import DetectionTrainer
+    from utils.engine.config import DetectTrainConfig
+    from utils.engine.detection import DetectionTrainer
 
-    opt = train.parse_opt(known=True)
-    for k, v in dict(data=str(data), cfg="yolov5n.yaml", weights="", imgsz=64, epochs=1, batch_size=batch_size,
-                     workers=0, noplots=True, noautoanchor=True, save_dir=str(out / "run"), device="cpu").items():
-        setattr(opt, k, v)
-    hyp = yaml.safe_load(HYP.read_text())
+    opt = cli.options("train", dict(data=str(data), cfg="yolov5n.yaml", weights="", imgsz=64, epochs=1,
+                                    batch_size=batch_size, workers=0, noplots=True, noautoanchor=True, device="cpu"))
+    cfg = DetectTrainConfig.from_opt(opt, save_dir=out / "run", hyp=yaml.safe_load(HYP.read_text()))
     device = select_device("cpu")
     if d.ddp:
         d.start(device)
-    trainer = DetectionTrainer(opt, hyp, None, device, dist=d)
+    trainer = DetectionTrainer(cfg, None, device, dist=d)
     trainer.setup()
-    loader, _ = create_dataloader(trainer.data_dict["train"], trainer.imgsz, trainer.local_batch_size, trainer.gs,
+    loader, _ = create_dataloader(trainer.data["train"], trainer.imgsz, trainer.local_batch_size, trainer.gs,
                                   hyp=trainer.hyp, augment=False, rank=d.rank, world_size=d.world_size, workers=0,
                                   shuffle=False)
     return trainer, loader
@@ -122,7 +121,7 @@ def _first_step_grads(trainer, loader, init_state=None):
             m.eval()
     imgs, targets, paths, _ = next(iter(loader))
     trainer.optimizer.zero_grad()
-    loss, _ = trainer.forward_loss(imgs.to(trainer.device).float() / 255, targets)
+    loss, _ = trainer.forward_loss({"img": imgs.to(trainer.device).float() / 255, "targets": targets})
     loss.backward()
     grads = {k: to_numpy(p.grad).copy() for k, p in bare.named_parameters() if p.grad is not None}
     return grads, [Path(p).name for p in paths]
@@ -308,11 +307,11 @@ def test_no_cuda_synchronize_under_oneflow_ddp(monkeypatch):
 def test_ddp_code_path_in_one_process(ddp_data, tmp_path, monkeypatch, backend_name):
     """The DDP branch of the trainer (shards, broadcasts, wrapping, rank-0 work) in a one-process group: one epoch,
     a normal run folder, no deepcopy of the wrapped model, and --sync-bn on the CPU explained."""
-    import train
-    from utils import torch_utils
+    from utils import cli, torch_utils
     from utils.backend import distributed, select_device
     from utils.dist import Dist
-    from utils.engine.trainer import DetectionTrainer
+    from utils.engine.config import DetectTrainConfig
+    from utils.engine.detection import DetectionTrainer
 
     real_deepcopy = torch_utils.deepcopy
 
@@ -325,14 +324,13 @@ def test_ddp_code_path_in_one_process(ddp_data, tmp_path, monkeypatch, backend_n
         for k, v in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1").items():
             monkeypatch.setenv(k, v)
     logs = []
-    opt = train.parse_opt(known=True)
-    for k, v in dict(data=str(ddp_data), cfg="yolov5n.yaml", weights="", imgsz=64, epochs=1, batch_size=8, workers=0,
-                     noplots=True, noautoanchor=True, sync_bn=True, save_dir=str(tmp_path / "exp")).items():
-        setattr(opt, k, v)
+    opt = cli.options("train", dict(data=str(ddp_data), cfg="yolov5n.yaml", weights="", imgsz=64, epochs=1,
+                                    batch_size=8, workers=0, noplots=True, noautoanchor=True, sync_bn=True))
+    cfg = DetectTrainConfig.from_opt(opt, save_dir=tmp_path / "exp", hyp=yaml.safe_load(HYP.read_text()))
     device = select_device("cpu")
     d = Dist(rank=0, local_rank=0, world_size=1, forced=True).start(device, timeout=600)
     try:
-        trainer = DetectionTrainer(opt, yaml.safe_load(HYP.read_text()), None, device, dist=d)
+        trainer = DetectionTrainer(cfg, None, device, dist=d)
         monkeypatch.setattr("utils.engine.trainer.LOGGER.info", lambda m, *a, **k: logs.append(str(m)))
         trainer.fit()
     finally:

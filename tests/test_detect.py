@@ -122,7 +122,7 @@ def run_detect(**kwargs):
 
 
 # -------------------------------------------------------------------------------------------------------------- flags
-V70_FLAGS = {  # FACTS.md 1.1: ultralytics v7.0 detect.py
+V70_FLAGS = {  # ultralytics v7.0 detect.py parse_opt()
     "weights": "yolov5s.pt", "source": "data/images", "data": "data/coco128.yaml", "imgsz": [640, 640],
     "conf_thres": 0.25, "iou_thres": 0.45, "max_det": 1000, "device": "", "view_img": False, "save_txt": False,
     "save_conf": False, "save_crop": False, "nosave": False, "classes": None, "agnostic_nms": False, "augment": False,
@@ -199,9 +199,9 @@ def test_video_is_written_back_as_mp4(data, tmp_path):
 
 
 def test_interrupted_video_leaves_no_file_that_looks_complete(data, tmp_path, monkeypatch):
-    import detect
+    from utils.engine import detection
 
-    real, calls = detect.non_max_suppression, []
+    real, calls = detection.non_max_suppression, []
 
     def nms_failing_on_frame_3(*args, **kwargs):
         calls.append(1)
@@ -209,7 +209,7 @@ def test_interrupted_video_leaves_no_file_that_looks_complete(data, tmp_path, mo
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(detect, "non_max_suppression", nms_failing_on_frame_3)
+    monkeypatch.setattr(detection, "non_max_suppression", nms_failing_on_frame_3)
     with pytest.raises(KeyboardInterrupt):
         run_detect(weights=data["weights"], source=data["video"], project=tmp_path, name="cut")
     assert [p.name for p in (tmp_path / "cut").iterdir()] == []  # neither clip.mp4 nor its partial file

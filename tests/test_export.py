@@ -161,7 +161,7 @@ def assets(tmp_path_factory):
 
 
 # -------------------------------------------------------------------------------------------------------------- flags
-V70_FLAGS = {  # FACTS.md 1.1: ultralytics v7.0 export.py
+V70_FLAGS = {  # ultralytics v7.0 export.py parse_opt()
     "data": "data/coco128.yaml", "weights": "yolov5s.pt", "imgsz": [640, 640], "batch_size": 1, "device": "cpu",
     "half": False, "inplace": False, "keras": False, "optimize": False, "int8": False, "dynamic": False,
     "simplify": False, "opset": 12, "verbose": False, "workspace": 4, "nms": False, "agnostic_nms": False,
@@ -383,7 +383,7 @@ def test_failed_verification_leaves_nothing_behind(assets, tmp_path, monkeypatch
 
     w = tmp_path / "w.pt"
     w.write_bytes(Path(assets["weights"]).read_bytes())
-    monkeypatch.setattr(backend_export, "export_onnx", wrong_export)
+    monkeypatch.setattr(backend_export, "write_onnx", wrong_export)
     with pytest.raises(ExportError, match=r"export failed for onnx: ONNX at input \(1, 3, 64, 64\): output 0 has "
                                           r"shape \(1, 3, 64, 64\), the native model gives \(1, 252, 11\)"):
         export(str(w))

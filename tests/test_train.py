@@ -121,14 +121,16 @@ def test_training_learns(tmp_path):
 
 def test_results_csv_keeps_one_row_per_finished_epoch(tmp_path):
     """A run killed between its CSV row and its checkpoint, then resumed, must not duplicate or tear rows."""
-    from utils.engine.trainer import RESULT_KEYS, write_results_csv
+    from utils.engine.detection import DetectionTrainer
+    from utils.engine.trainer import write_results_csv
+    RESULT_KEYS = DetectionTrainer.result_keys()
     f = tmp_path / "results.csv"
     vals = [0.5] * len(RESULT_KEYS)
     for e in range(3):
-        write_results_csv(f, e, vals)
+        write_results_csv(f, RESULT_KEYS, e, vals)
     with open(f, "a") as fh:
         fh.write("                   3,     0.1")  # torn row of a killed process
-    write_results_csv(f, 2, [0.25] * len(RESULT_KEYS))  # resumed from last.pt of epoch 1: epoch 2 again
+    write_results_csv(f, RESULT_KEYS, 2, [0.25] * len(RESULT_KEYS))  # resumed from last.pt of epoch 1: epoch 2 again
     df = pd.read_csv(f)
     assert list(df.iloc[:, 0]) == [0, 1, 2] and df.iloc[2, 1] == 0.25 and len(df.columns) == len(RESULT_KEYS) + 1
 

@@ -63,8 +63,8 @@ def _in_training(assets, **kw):
 
 def _use_model(monkeypatch, model):
     """Skip reading weights: tests about data handling get this model from the runner."""
-    from utils.engine import validator  # noqa: PLC0415
-    monkeypatch.setattr(validator, "load_model", lambda *a, **k: (model, 32, dict(model.names), True))
+    from utils.engine import detection  # noqa: PLC0415
+    monkeypatch.setattr(detection, "load_weights", lambda *a, **k: (model, 32, dict(model.names), True))
 
 
 def test_end_to_end_outputs(assets):

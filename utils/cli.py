@@ -1,5 +1,16 @@
-"""Small helpers every script's parse_opt()/main() shares: the --backend flag, argument echo, image-size checks."""
+"""Every command-line flag of every script, declared once, and the parsers built from them.
 
+ultralytics YOLOv5 v7.0 declares ``--imgsz`` in nine scripts, each with its own default and help text. Here a flag is
+one entry of ``FLAGS`` (option strings + argparse arguments); a script is one entry of ``SCRIPTS``: the flags it takes,
+in ultralytics' order, with the few settings that differ per script (default, nargs, help). ``parser(script)`` builds
+the ArgumentParser, ``defaults(script)`` gives what ``run(**kwargs)`` starts from, and ``options(script, kwargs)``
+turns keyword arguments into the same Namespace the command line would give (unknown names are an error). Every
+script also takes ``--backend`` (read by utils.backend when it is first imported).
+
+Also here: the start-up echo of the arguments and the image-size check every entry point applies.
+"""
+
+import argparse
 import inspect
 import math
 from pathlib import Path
@@ -8,10 +19,220 @@ from utils.files import ROOT
 from utils.log import LOGGER, colorstr
 
 
+def _flag(*names, **kwargs):
+    return names, kwargs
+
+
+# dest -> (option strings, argparse keyword arguments). Defaults are the most common ones; SCRIPTS override the rest.
+FLAGS = {
+    "weights": _flag("--weights", type=str, default=ROOT / "yolov5s.pt", help="initial weights path"),
+    "cfg": _flag("--cfg", type=str, default="", help="model.yaml path"),
+    "model": _flag("--model", type=str, default="yolov5s-cls.pt", help="initial weights path"),
+    "data": _flag("--data", type=str, default=ROOT / "data/coco128.yaml", help="dataset.yaml path"),
+    "hyp": _flag("--hyp", type=str, default=ROOT / "data/hyps/hyp.scratch-low.yaml", help="hyperparameters path"),
+    "source": _flag("--source", type=str, default=ROOT / "data/images", help="file/dir/URL/glob/screen/0(webcam)"),
+    "epochs": _flag("--epochs", type=int, default=100, help="total training epochs"),
+    "batch_size": _flag("--batch-size", type=int, default=16, help="total batch size for all GPUs, -1 for autobatch"),
+    "imgsz": _flag("--imgsz", "--img", "--img-size", type=int, default=640, help="train, val image size (pixels)"),
+    "rect": _flag("--rect", action="store_true", help="rectangular training"),
+    "resume": _flag("--resume", nargs="?", const=True, default=False, help="resume most recent training"),
+    "nosave": _flag("--nosave", action="store_true", help="only save final checkpoint"),
+    "noval": _flag("--noval", action="store_true", help="only validate final epoch"),
+    "noautoanchor": _flag("--noautoanchor", action="store_true", help="disable AutoAnchor"),
+    "noplots": _flag("--noplots", action="store_true", help="save no plot files"),
+    "evolve": _flag("--evolve", type=int, nargs="?", const=300, help="evolve hyperparameters for x generations"),
+    "bucket": _flag("--bucket", type=str, default="", help="gsutil bucket"),
+    "cache": _flag("--cache", type=str, nargs="?", const="ram", help="image --cache ram/disk"),
+    "image_weights": _flag("--image-weights", action="store_true", help="use weighted image selection for training"),
+    "device": _flag("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu"),
+    "multi_scale": _flag("--multi-scale", action="store_true", help="vary img-size +/- 50%%"),
+    "single_cls": _flag("--single-cls", action="store_true", help="train multi-class data as single-class"),
+    "optimizer": _flag("--optimizer", type=str, choices=["SGD", "Adam", "AdamW"], default="SGD", help="optimizer"),
+    "sync_bn": _flag("--sync-bn", action="store_true", help="use SyncBatchNorm, only available in DDP mode"),
+    "workers": _flag("--workers", type=int, default=8, help="max dataloader workers (per RANK in DDP mode)"),
+    "project": _flag("--project", default=ROOT / "runs/train", help="save to project/name"),
+    "name": _flag("--name", default="exp", help="save to project/name"),
+    "exist_ok": _flag("--exist-ok", action="store_true", help="existing project/name ok, do not increment"),
+    "quad": _flag("--quad", action="store_true", help="quad dataloader"),
+    "cos_lr": _flag("--cos-lr", action="store_true", help="cosine LR scheduler"),
+    "label_smoothing": _flag("--label-smoothing", type=float, default=0.0, help="Label smoothing epsilon"),
+    "patience": _flag("--patience", type=int, default=100, help="EarlyStopping patience (epochs without improvement)"),
+    "freeze": _flag("--freeze", nargs="+", type=int, default=[0], help="Freeze layers: backbone=10, first3=0 1 2"),
+    "save_period": _flag("--save-period", type=int, default=-1, help="Save checkpoint every x epochs (disabled if < 1)"),
+    "seed": _flag("--seed", type=int, default=0, help="Global training seed"),
+    "local_rank": _flag("--local_rank", "--local-rank", type=int, default=-1,
+                        help="Automatic DDP Multi-GPU argument, do not modify"),
+    "entity": _flag("--entity", default=None, help="Entity"),
+    "upload_dataset": _flag("--upload_dataset", nargs="?", const=True, default=False, help='Upload data, "val" option'),
+    "bbox_interval": _flag("--bbox_interval", type=int, default=-1, help="Set bounding-box image logging interval"),
+    "artifact_alias": _flag("--artifact_alias", type=str, default="latest", help="Version of dataset artifact to use"),
+    "mask_ratio": _flag("--mask-ratio", type=int, default=4, help="Downsample the truth masks to save memory"),
+    "no_overlap": _flag("--no-overlap", action="store_true", help="Overlap masks train faster at slightly less mAP"),
+    "pretrained": _flag("--pretrained", nargs="?", const=True, default=True, help="start from i.e. --pretrained False"),
+    "lr0": _flag("--lr0", type=float, default=0.001, help="initial learning rate"),
+    "decay": _flag("--decay", type=float, default=5e-5, help="weight decay"),
+    "cutoff": _flag("--cutoff", type=int, default=None, help="Model layer cutoff index for Classify() head"),
+    "dropout": _flag("--dropout", type=float, default=None, help="Dropout (fraction)"),
+    "conf_thres": _flag("--conf-thres", type=float, default=0.25, help="confidence threshold"),
+    "iou_thres": _flag("--iou-thres", type=float, default=0.45, help="NMS IoU threshold"),
+    "max_det": _flag("--max-det", type=int, default=1000, help="maximum detections per image"),
+    "task": _flag("--task", default="val", help="train, val, test, speed or study"),
+    "augment": _flag("--augment", action="store_true", help="augmented inference"),
+    "verbose": _flag("--verbose", action="store_true", help="report mAP by class"),
+    "save_txt": _flag("--save-txt", action="store_true", help="save results to *.txt"),
+    "save_hybrid": _flag("--save-hybrid", action="store_true", help="save label+prediction hybrid results to *.txt"),
+    "save_conf": _flag("--save-conf", action="store_true", help="save confidences in --save-txt labels"),
+    "save_json": _flag("--save-json", action="store_true", help="save a COCO-JSON results file"),
+    "save_crop": _flag("--save-crop", action="store_true", help="save cropped prediction boxes"),
+    "view_img": _flag("--view-img", action="store_true", help="show results"),
+    "classes": _flag("--classes", nargs="+", type=int, help="filter by class: --classes 0, or --classes 0 2 3"),
+    "agnostic_nms": _flag("--agnostic-nms", action="store_true", help="class-agnostic NMS"),
+    "visualize": _flag("--visualize", action="store_true", help="visualize features"),
+    "update": _flag("--update", action="store_true", help="update all models"),
+    "line_thickness": _flag("--line-thickness", default=3, type=int, help="bounding box thickness (pixels)"),
+    "hide_labels": _flag("--hide-labels", default=False, action="store_true", help="hide labels"),
+    "hide_conf": _flag("--hide-conf", default=False, action="store_true", help="hide confidences"),
+    "half": _flag("--half", action="store_true", help="use FP16 half-precision inference"),
+    "dnn": _flag("--dnn", action="store_true", help="use OpenCV DNN for ONNX inference"),
+    "vid_stride": _flag("--vid-stride", type=int, default=1, help="video frame-rate stride"),
+    "retina_masks": _flag("--retina-masks", action="store_true", help="whether to plot masks in native resolution"),
+    "inplace": _flag("--inplace", action="store_true", help="set YOLOv5 Detect() inplace=True"),
+    "keras": _flag("--keras", action="store_true", help="TF: use Keras"),
+    "optimize": _flag("--optimize", action="store_true", help="TorchScript: optimize for mobile"),
+    "int8": _flag("--int8", action="store_true", help="CoreML/TF/OpenVINO INT8 quantization"),
+    "dynamic": _flag("--dynamic", action="store_true", help="ONNX/TF/TensorRT: dynamic axes"),
+    "simplify": _flag("--simplify", action="store_true", help="ONNX: simplify model"),
+    "opset": _flag("--opset", type=int, default=12, help="ONNX: opset version"),
+    "workspace": _flag("--workspace", type=int, default=4, help="TensorRT: workspace size (GB)"),
+    "nms": _flag("--nms", action="store_true", help="TF: add NMS to model"),
+    "topk_per_class": _flag("--topk-per-class", type=int, default=100, help="TF.js NMS: topk per class to keep"),
+    "topk_all": _flag("--topk-all", type=int, default=100, help="TF.js NMS: topk for all classes to keep"),
+    "include": _flag("--include", nargs="+", default=["torchscript"],
+                     help="torchscript, onnx, openvino, engine, coreml, saved_model, pb, tflite, edgetpu, tfjs, paddle"),
+    "test": _flag("--test", action="store_true", help="test exports only"),
+    "pt_only": _flag("--pt-only", action="store_true", help="test PyTorch only"),
+    "hard_fail": _flag("--hard-fail", nargs="?", const=True, default=False, help="Exception on error or < min metric"),
+    "backend": _flag("--backend", default=None, choices=["oneflow", "torch"],
+                     help="deep-learning framework (default: $YOLOV5_BACKEND or oneflow)"),
+}
+
+_SAVE_RESULTS = {"help": "save results to project/name"}
+_INFER_SIZE = {"help": "inference size (pixels)"}
+_INFER_HW = {"nargs": "+", "default": [640], "help": "inference size h,w"}
+_TRAIN_COMMON = ("weights", "cfg", "data", "hyp", "epochs", "batch_size", "imgsz", "rect", "resume", "nosave", "noval",
+                 "noautoanchor", "noplots", "evolve", "bucket", "cache", "image_weights", "device", "multi_scale",
+                 "single_cls", "optimizer", "sync_bn", "workers", "project", "name", "exist_ok", "quad", "cos_lr",
+                 "label_smoothing", "patience", "freeze", "save_period", "seed", "local_rank")
+_VAL = ("data", "weights", "batch_size", "imgsz", "conf_thres", "iou_thres", "max_det", "task", "device", "workers",
+        "single_cls", "augment", "verbose", "save_txt", "save_hybrid", "save_conf", "save_json", "project", "name",
+        "exist_ok", "half", "dnn")
+_PREDICT = ("weights", "source", "data", "imgsz", "conf_thres", "iou_thres", "max_det", "device", "view_img",
+            "save_txt", "save_conf", "save_crop", "nosave", "classes", "agnostic_nms", "augment", "visualize", "update",
+            "project", "name", "exist_ok", "line_thickness", "hide_labels", "hide_conf", "half", "dnn", "vid_stride")
+_VAL_OVERRIDES = {"weights": {"nargs": "+", "help": "model path(s)"}, "batch_size": {"default": 32, "help": "batch size"},
+                  "imgsz": _INFER_SIZE, "conf_thres": {"default": 0.001}, "iou_thres": {"default": 0.6},
+                  "max_det": {"default": 300}, "single_cls": {"help": "treat as single-class dataset"}}
+_PREDICT_OVERRIDES = {"data": {"help": "(optional) dataset.yaml path"}, "imgsz": _INFER_HW, "name": _SAVE_RESULTS,
+                      "project": {"default": ROOT / "runs/detect", **_SAVE_RESULTS}}
+
+# script -> the flags it takes, in ultralytics v7.0's order ({dest: overrides})
+SCRIPTS = {
+    "train": {**dict.fromkeys(_TRAIN_COMMON, {}),
+              **dict.fromkeys(("entity", "upload_dataset", "bbox_interval", "artifact_alias"), {})},
+    "val": {**dict.fromkeys(_VAL, {}), **_VAL_OVERRIDES, "project": {"default": ROOT / "runs/val"}},
+    "detect": {**dict.fromkeys(_PREDICT, {}), **_PREDICT_OVERRIDES,
+               "weights": {"nargs": "+", "help": "model path or triton URL"}},
+    "export": {"data": {}, "weights": {"nargs": "+", "help": "model.pt path(s)"},
+               "imgsz": {"nargs": "+", "default": [640, 640], "help": "image (h, w)"},
+               "batch_size": {"default": 1, "help": "batch size"}, "device": {"default": "cpu"},
+               "half": {"help": "FP16 half-precision export"}, "inplace": {}, "keras": {}, "optimize": {}, "int8": {},
+               "dynamic": {}, "simplify": {}, "opset": {}, "verbose": {"help": "TensorRT: verbose log"},
+               "workspace": {}, "nms": {}, "agnostic_nms": {"help": "TF: add agnostic NMS to model"},
+               "topk_per_class": {}, "topk_all": {}, "iou_thres": {"help": "TF.js NMS: IoU threshold"},
+               "conf_thres": {"help": "TF.js NMS: confidence threshold"}, "include": {}},
+    "hubconf": {"model": {"default": "yolov5s", "help": "model name"}},
+    "benchmarks": {"weights": {"help": "weights path"}, "imgsz": _INFER_SIZE,
+                   "batch_size": {"default": 1, "help": "batch size"}, "data": {}, "device": {}, "half": {},
+                   "test": {}, "pt_only": {}, "hard_fail": {}},
+    "segment/train": {**dict.fromkeys(_TRAIN_COMMON, {}), "mask_ratio": {}, "no_overlap": {},
+                      "weights": {"default": ROOT / "yolov5s-seg.pt"},
+                      "data": {"default": ROOT / "data/coco128-seg.yaml"},
+                      "project": {"default": ROOT / "runs/train-seg"}},
+    "segment/val": {**dict.fromkeys(_VAL, {}), **_VAL_OVERRIDES, "weights": {"nargs": "+", "help": "model path(s)",
+                                                                            "default": ROOT / "yolov5s-seg.pt"},
+                    "data": {"default": ROOT / "data/coco128-seg.yaml"},
+                    "project": {"default": ROOT / "runs/val-seg", **_SAVE_RESULTS}},
+    "segment/predict": {**dict.fromkeys(_PREDICT, {}), **_PREDICT_OVERRIDES, "retina_masks": {},
+                        "weights": {"nargs": "+", "help": "model path(s)", "default": ROOT / "yolov5s-seg.pt"},
+                        "project": {"default": ROOT / "runs/predict-seg", **_SAVE_RESULTS}},
+    "classify/train": {"model": {}, "data": {"default": "imagenette160",
+                                             "help": "cifar10, cifar100, mnist, imagenet, ..."},
+                       "epochs": {"default": 10}, "batch_size": {"default": 64, "help": "total batch size for all GPUs"},
+                       "imgsz": {"default": 224}, "nosave": {},
+                       "cache": {"help": "--cache images in \"ram\" (default) or \"disk\""}, "device": {},
+                       "workers": {}, "project": {"default": ROOT / "runs/train-cls"}, "name": {}, "exist_ok": {},
+                       "pretrained": {},
+                       "optimizer": {"choices": ["SGD", "Adam", "AdamW", "RMSProp"], "default": "Adam"},
+                       "lr0": {}, "decay": {}, "label_smoothing": {"default": 0.1}, "cutoff": {}, "dropout": {},
+                       "verbose": {"help": "Verbose mode"}, "seed": {}, "local_rank": {}},
+    "classify/val": {"data": {"default": ROOT / "../datasets/mnist", "help": "dataset path"},
+                     "weights": {"nargs": "+", "default": ROOT / "yolov5s-cls.pt", "help": "model.pt path(s)"},
+                     "batch_size": {"default": 128, "help": "batch size"}, "imgsz": {"default": 224, **_INFER_SIZE},
+                     "device": {}, "workers": {},
+                     "verbose": {"action": None, "nargs": "?", "const": True, "default": True,
+                                 "help": "verbose output"},
+                     "project": {"default": ROOT / "runs/val-cls"}, "name": {}, "exist_ok": {}, "half": {},
+                     "dnn": {}},
+    "classify/predict": {"weights": {"nargs": "+", "default": ROOT / "yolov5s-cls.pt", "help": "model path(s)"},
+                         "source": {}, "data": {"help": "(optional) dataset.yaml path"},
+                         "imgsz": {"nargs": "+", "default": [224], "help": "inference size h,w"}, "device": {},
+                         "view_img": {}, "save_txt": {}, "nosave": {}, "augment": {}, "visualize": {}, "update": {},
+                         "project": {"default": ROOT / "runs/predict-cls", **_SAVE_RESULTS}, "name": _SAVE_RESULTS,
+                         "exist_ok": {}, "half": {}, "dnn": {}, "vid_stride": {}},
+}
+
+
+def parser(script):
+    """The ArgumentParser of ``script`` (a key of SCRIPTS), --backend last."""
+    p = argparse.ArgumentParser(prog=f"{script}.py")
+    for dest, overrides in {**SCRIPTS[script], "backend": {}}.items():
+        names, kwargs = FLAGS[dest]
+        kwargs = {**kwargs, **overrides}
+        if kwargs.get("action", "x") is None:  # an override turning a store_true flag into a valued one
+            kwargs.pop("action")
+        p.add_argument(*names, **kwargs)
+    return p
+
+
+def parse(script, argv=None, known=False):
+    """Parse ``argv`` (default sys.argv[1:]) for ``script``; ``known`` ignores unknown flags (ultralytics' known=True)."""
+    p = parser(script)
+    return p.parse_known_args(argv)[0] if known else p.parse_args(argv)
+
+
+def defaults(script):
+    """{dest: default} of ``script``'s flags: what run() starts from."""
+    return vars(parser(script).parse_args([]))
+
+
+def options(script, kwargs):
+    """The Namespace ``script``'s command line would give for these keyword arguments (defaults for the others).
+
+    Raises:
+        TypeError: a keyword that is not one of the script's flags (named, with the valid ones).
+    """
+    opt = defaults(script)
+    unknown = sorted(set(kwargs) - set(opt))
+    if unknown:
+        raise TypeError(f"{script}.run() got unknown argument(s) {unknown}; valid: {sorted(opt)}")
+    opt.update(kwargs)
+    return argparse.Namespace(**opt)
+
+
 def add_backend_arg(parser):
-    """--backend {oneflow,torch}: read by utils.backend when it is first imported (so it is parsed here for --help)."""
-    parser.add_argument("--backend", default=None, choices=["oneflow", "torch"],
-                        help="deep-learning framework (default: $YOLOV5_BACKEND or oneflow)")
+    """--backend {oneflow,torch} on a parser of its own (tools outside SCRIPTS)."""
+    names, kwargs = FLAGS["backend"]
+    parser.add_argument(*names, **kwargs)
     return parser
 
 

@@ -1,7 +1,7 @@
 """COCO JSON: prediction rows as val.py --save-json writes them, YOLO labels as a COCO annotations file, and the
 pycocotools evaluation that ultralytics reports.
 
-Why pycocotools and val.py disagree a little (FACTS.md 7.3, ultralytics issue 2258), even on the same predictions:
+Why pycocotools and val.py disagree a little (ultralytics issue 2258), even on the same predictions:
   - matching: val.py pairs labels and predictions greedily by IoU; COCOeval greedily by score;
   - AP: val.py integrates the 101-point interpolated curve with the trapezoid rule; COCOeval averages the 101 sampled
     precisions (each read at the first point reaching that recall);

@@ -330,9 +330,9 @@ def check_launch(d, opt):
     if opt.batch_size % d.world_size:
         raise DDPError(f"--batch-size {opt.batch_size} must be a multiple of WORLD_SIZE {d.world_size} "
                        f"(it is the total batch, split evenly over the processes)")
-    if opt.image_weights:
+    if getattr(opt, "image_weights", False):
         raise DDPError("--image-weights is not compatible with DDP training (each rank samples a fixed shard)")
-    if opt.evolve:
+    if getattr(opt, "evolve", None):
         raise DDPError("--evolve is not compatible with DDP training; evolve in a single process")
 
 
@@ -359,8 +359,9 @@ def select_ddp_device(d, device_flag, log=None):
 
 
 def setup(opt, log=None):
-    """The Dist of this process for train.py's main(): single process -> Dist() (device chosen by the caller);
-    launched -> checks, device, process group, watchdog, and rank 0's save_dir on every rank."""
+    """The Dist of this process for a training script's main(): single process -> Dist() (device chosen by the
+    caller); launched -> checks, device, process group, watchdog. ``opt`` (the flags) is only read; the caller takes
+    rank 0's run folder with ``d.broadcast_json``."""
     d = from_env(local_rank_flag=getattr(opt, "local_rank", -1))
     if not d.ddp:
         if getattr(opt, "sync_bn", False) and log:
@@ -372,7 +373,6 @@ def setup(opt, log=None):
     check_launch(d, opt)
     device = select_ddp_device(d, opt.device, log=log)
     d.start(device)
-    opt.save_dir = d.broadcast_json(str(opt.save_dir), "run folder name")  # one folder even if ranks raced on exp<n>
     if log and d.main:
         log(f"DDP: {d.world_size} processes ({d.local_world_size} on this machine), "
             f"{opt.batch_size // d.world_size} images per process, device {device}")

@@ -284,7 +284,7 @@ def export_onnx(model, im, file, opset=12, dynamic=False, simplify=False, metada
     with work_dir(f) as tmp:
         tmp_file = tmp / f.name
         try:
-            axes = backend_export.export_onnx(model, im, tmp_file, opset=opset, dynamic=dynamic, input_names=["images"],
+            axes = backend_export.write_onnx(model, im, tmp_file, opset=opset, dynamic=dynamic, input_names=["images"],
                                        output_names=names, dynamic_axes=onnx_dynamic_axes(model), work_dir=tmp)
             model_onnx = onnx.load(str(tmp_file))
             onnx.checker.check_model(model_onnx)
@@ -343,7 +343,7 @@ def export_torchscript(model, im, file, optimize=False, metadata=None, half=Fals
     with work_dir(f) as tmp:
         tmp_file = tmp / f.name
         try:
-            backend_export.export_torchscript(model, im, tmp_file, extra_files=extra, optimize=optimize)
+            backend_export.write_torchscript(model, im, tmp_file, extra_files=extra, optimize=optimize)
         except backend_export.ExportUnsupportedError as e:
             raise ExportError(str(e)) from None
         except Exception as e:

@@ -1,4 +1,4 @@
-"""YOLOv5 detection loss (FACTS.md 6.1): anchor/cell assignment, CIoU box loss, IoU-target objectness, BCE classes.
+"""YOLOv5 detection loss (ultralytics v7.0 ComputeLoss): anchor/cell assignment, CIoU box loss, IoU-target objectness, BCE classes.
 
 Vocabulary: nl output levels, na anchors per level, nc classes, nt targets; targets are (nt, 6) rows
 [image_index, class, x_center, y_center, width, height], normalised to 0-1.

@@ -1,4 +1,4 @@
-"""Detection metrics as ultralytics YOLOv5 v7.0 computes them (FACTS.md 7.3): matching, AP, P/R/F1, confusion matrix.
+"""Detection metrics as ultralytics YOLOv5 v7.0 computes them: matching, AP, P/R/F1, confusion matrix.
 
 All arithmetic is NumPy on small host arrays, so both backends give the same numbers. Nothing here draws: utils/plots.py
 draws what ``ap_per_class(curves=...)`` and ``ConfusionMatrix`` compute (plots depend on metrics, never the reverse).

@@ -1,4 +1,4 @@
-"""Non-maximum suppression of decoded YOLOv5 outputs (FACTS.md 7.2), on either backend, CPU or GPU.
+"""Non-maximum suppression of decoded YOLOv5 outputs, as ultralytics v7.0 does it, on either backend, CPU or GPU.
 
 The greedy kernel is ``utils.backend.nms`` (torchvision / oneflow.nms where the device has one, an exact NumPy greedy
 loop otherwise). Everything around it (candidate filter, obj x cls scores, multi-label rows, class filter, the

@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from models.experimental import attempt_load
-from models.yolo import ClassificationModel, SegmentationModel
+from models.yolo import model_task
 from utils.backend import capabilities, from_numpy, nn, time_sync, to_numpy, torch
 from utils.backend.export import ExportUnsupportedError, load_torchscript
 from utils.export import onnx_session
@@ -100,8 +100,7 @@ class PtRuntime(Runtime):
         model = attempt_load(weights if isinstance(weights, (list, tuple)) else path, device=device, inplace=True,
                              fuse=fuse)
         first = model[0] if isinstance(model, nn.ModuleList) else model
-        self.task = ("classify" if isinstance(first, ClassificationModel) else
-                     "segment" if isinstance(first, SegmentationModel) else "detect")
+        self.task = model_task(first)
         self.stride = max(int(model.stride.max()), 32)
         self.names = dict(model.module.names if hasattr(model, "module") else model.names)
         self.fp16 = fp16

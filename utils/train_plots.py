@@ -77,3 +77,26 @@ def plot_labels(labels, names=(), save_dir=Path("")):
             ax[a].spines[s].set_visible(False)
     plt.savefig(save_dir / "labels.jpg", dpi=200)
     plt.close()
+
+
+def plot_evolve(evolve_csv, n_results, fit):
+    """evolve.png: every hyp's values against fitness (``fit`` of the first ``n_results`` columns), best marked."""
+    data = pd.read_csv(evolve_csv)
+    keys = [x.strip() for x in data.columns]
+    x = data.values
+    f = fit(x)
+    j = int(np.argmax(f))
+    n = len(keys) - n_results
+    cols = 6
+    fig = plt.figure(figsize=(12, 2 * ((n + cols - 1) // cols) + 2), tight_layout=True)
+    for i, k in enumerate(keys[n_results:]):
+        v = x[:, n_results + i]
+        plt.subplot((n + cols - 1) // cols, cols, i + 1)
+        plt.scatter(v, f, c=f, cmap="viridis", alpha=0.8, edgecolors="none")
+        plt.plot(v[j], f.max(), "k+", markersize=15)
+        plt.title(f"{k} = {v[j]:.3g}", fontdict={"size": 9})
+        if i % cols:
+            plt.yticks([])
+    fig.savefig(Path(evolve_csv).with_suffix(".png"), dpi=200)
+    plt.close(fig)
+    LOGGER.info(f"Saved {Path(evolve_csv).with_suffix('.png')}")

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 from utils.backend import nn, to_numpy, torch
 from utils.torch_utils import model_info
 
-# FACTS.md 4.5: (unfused params, fused params, GFLOPs@640 of conv+BN only). Our counter, like ultralytics' thop, also
+# ultralytics v7.0 model summaries: (unfused params, fused params, GFLOPs@640 of conv+BN only). Our counter, like ultralytics' thop, also
 # counts nearest-upsample outputs, so the printed figure sits up to ~1% above that column (the exact agreement with
 # ultralytics' own printout is asserted in tests/parity/test_ultralytics.py).
 PUBLISHED = {

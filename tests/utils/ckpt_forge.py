@@ -28,7 +28,8 @@ import pickle
 import numpy as np
 
 from utils import checkpoint
-from utils.checkpoint import _Global
+from utils.checkpoint import writer as checkpoint_writer
+from utils.checkpoint.writer import _Global
 
 # Module.__init__ fields in __dict__ order. torch 1.x (v7.0 release files: torch 1.12/1.13) keeps _parameters,
 # _buffers and _modules in OrderedDicts; torch 2.x uses plain dicts and has more hook dicts.
@@ -86,10 +87,10 @@ class _Parameter:
         self.data, self.requires_grad = data, requires_grad
 
 
-class ForgePickler(checkpoint._Pickler):
+class ForgePickler(checkpoint_writer._Pickler):
     """The checkpoint writer's pickler, plus modules, parameters, located tensors, paths and numpy objects."""
 
-    dispatch = dict(checkpoint._Pickler.dispatch)
+    dispatch = dict(checkpoint_writer._Pickler.dispatch)
 
     def __init__(self, file, style="torch1", requires_grad=False):
         super().__init__(file)
@@ -141,9 +142,9 @@ def forge(path, obj, style="torch1", prefix="archive", byteorder=None):
         prefix: the archive folder name (torch 1.x release files use 'archive'); None: the file stem.
         byteorder: write the byteorder record (torch >= 2.0 does); default: only in 'torch2' style.
     """
-    pickled, storages = checkpoint._dump(obj, functools.partial(ForgePickler, style=style))
+    pickled, storages = checkpoint_writer._dump(obj, functools.partial(ForgePickler, style=style))
     byteorder = style == "torch2" if byteorder is None else byteorder
-    checkpoint._write_archive(path, pickled, storages, prefix=prefix, byteorder=byteorder)
+    checkpoint_writer._write_archive(path, pickled, storages, prefix=prefix, byteorder=byteorder)
 
 
 def default_opt():
@@ -156,7 +157,7 @@ def default_opt():
 def forge_ultralytics_checkpoint(path, model, *, epoch=-1, best_fitness=None, ema=None, updates=None, optimizer=None,
                                  opt=None, git=None, date="2022-11-22T13:39:43.123456", style="torch1",
                                  prefix="archive"):
-    """Write the dict ultralytics' train.py + strip_optimizer leave (FACTS.md 3.2) around `model` (a Node)."""
+    """Write the dict ultralytics' train.py + strip_optimizer leave (epoch, best_fitness, model, ema, updates, optimizer, opt, git, date) around `model` (a Node)."""
     ckpt = {"epoch": epoch, "best_fitness": best_fitness, "model": model, "ema": ema, "updates": updates,
             "optimizer": optimizer, "opt": default_opt() if opt is None else opt, "git": {} if git is None else git,
             "date": date}

@@ -1,4 +1,4 @@
-"""utils/checkpoint.py: the framework-free reader/writer of PyTorch's zip checkpoints (DESIGN.md section 3).
+"""utils/checkpoint.py: the framework-free reader/writer of PyTorch's zip checkpoints.
 
 Torch-free tests run everywhere; tests that need PyTorch import it with pytest.importorskip inside the test.
 """
@@ -20,6 +20,7 @@ import pytest
 
 from tests.utils import ckpt_forge as cf
 from utils import checkpoint
+from utils.checkpoint import writer as checkpoint_writer
 from utils.checkpoint import CheckpointError, ModuleRecord, UnsafeCheckpointError
 
 DTYPES = [np.float16, np.float32, np.float64, np.int64, np.int32, np.int16, np.int8, np.uint8, np.bool_, np.complex64]
@@ -279,7 +280,7 @@ class _Call:
     """Pickles as GLOBAL module.name + REDUCE(args): what a malicious file contains."""
 
     def __init__(self, module, name, *args):
-        self.func, self.args = checkpoint._Global(module, name), args
+        self.func, self.args = checkpoint_writer._Global(module, name), args
 
     def __reduce__(self):
         return self.func, self.args
@@ -317,7 +318,7 @@ def test_refuses_unknown_yolo_class(tmp_path):
 def test_build_cannot_alter_allowed_globals(tmp_path, target):
     # BUILD with (None, {slot: value}) calls setattr on the object: allowed globals must stay read-only
     payload = (b"\x80\x02c" + target + b"N}X\x05\x00\x00\x00valueX\x02\x00\x00\x00i8s\x86b.")
-    checkpoint._write_archive(tmp_path / "x.pt", payload, [])
+    checkpoint_writer._write_archive(tmp_path / "x.pt", payload, [])
     with pytest.raises(CheckpointError, match="corrupt"):
         checkpoint.read(tmp_path / "x.pt")
     checkpoint.write({"h": np.ones(2, np.float16)}, tmp_path / "ok.pt")
@@ -389,7 +390,7 @@ def test_bad_tensor_geometry(tmp_path):
     # size 8 -> 9: the view would read past the end of its 8-element storage
     bad = pkl.replace(b"K\x08\x85", b"K\x09\x85", 1)
     assert bad != pkl
-    checkpoint._write_archive(tmp_path / "bad.pt", bad, [("0", np.arange(8, dtype=np.float32).tobytes())])
+    checkpoint_writer._write_archive(tmp_path / "bad.pt", bad, [("0", np.arange(8, dtype=np.float32).tobytes())])
     with pytest.raises(CheckpointError, match="exceeds its storage"):
         checkpoint.read(tmp_path / "bad.pt")
 

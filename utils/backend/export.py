@@ -29,7 +29,7 @@ class ExportUnsupportedError(RuntimeError):
 ONNX_DYNAMIC_IMAGE_SIZE = not IS_ONEFLOW  # --dynamic frees height/width too (OneFlow: the batch only)
 
 
-def export_onnx(model, im, f, opset=12, dynamic=False, input_names=("images",), output_names=("output0",),
+def write_onnx(model, im, f, opset=12, dynamic=False, input_names=("images",), output_names=("output0",),
                 dynamic_axes=None, work_dir=None):
     """Write ``model`` (run on ``im``) to the ONNX file ``f``, its input and outputs named as given.
 
@@ -100,7 +100,7 @@ def _export_onnx_oneflow(model, im, f, opset, dynamic, input_names, output_names
     return finish_oneflow_onnx(raw, f, int(im.shape[0]), dynamic, input_names, output_names)
 
 
-def export_torchscript(model, im, f, extra_files=None, optimize=False):
+def write_torchscript(model, im, f, extra_files=None, optimize=False):
     """Trace ``model`` on ``im`` and save it as TorchScript at ``f`` (PyTorch only), with ``extra_files`` inside.
 
     optimize=True writes a mobile-optimised file for PyTorch's lite interpreter (as ultralytics' --optimize)."""

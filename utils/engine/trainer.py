@@ -1,19 +1,31 @@
-"""Detection training, as ultralytics YOLOv5 v7.0 trains (FACTS.md 6.3), on either backend.
+"""The training loop every task shares (``BaseTrainer``); a task subclass supplies the hooks.
 
-``DetectionTrainer(opt, hyp, callbacks).fit()`` runs the whole recipe: data, model (scratch / pretrained / resume),
-AutoAnchor, optimizer groups, warmup + LambdaLR-equivalent schedule, nominal-batch accumulation, gradient clipping,
-EMA, per-epoch validation on the EMA model, fitness, results.csv, last/best checkpoints, early stopping, final
-validation of best.pt. ``opt`` is the argparse Namespace of train.py and stops here: library calls get explicit
-arguments.
+The base owns: device and DDP (utils.dist.Dist), seeding, the run folder (hyp.yaml, opt.yaml), optimizer parameter
+groups, warmup and the per-epoch schedule, nominal-batch accumulation, AMP, gradient clipping, EMA, resume, atomic
+checkpoints, results.csv, early stopping, callbacks (ultralytics' hook names), the progress bar and the plots at the
+end. A task says what differs, through these hooks:
 
-Under DDP (``dist``: utils.dist.Dist of a launched process) every rank trains on its shard with batch/WORLD_SIZE
-images; rank 0 alone writes files, logs, validates and keeps the EMA; the other ranks meet it at collectives only
-(AutoAnchor result, stop flags, the final barrier), so no rank ever skips a collective the others enter.
+    load_data()              dataset description -> sets self.data, self.nc, self.names
+    build_model()            the model from weights / YAML (self.ckpt: the checkpoint when resuming)
+    build_dataloaders()      (train loader, val loader or None); self.dataset is the training dataset
+    optimizer_settings()     (lr0, momentum, weight decay, nominal batch size); lr_lambda(): epoch -> lr factor
+    warmup_iters(nb)         iterations of warmup (0: none)
+    before_training()        steps before the first epoch (AutoAnchor, label plots); rank 0, not when resuming
+    after_setup()            model attributes and loss settings once the data is known (hyp scaling, class weights)
+    build_loss(), build_validator()
+    preprocess_batch(raw)    the loader's batch -> a dict: 'img' (float 0-1 on the device) + the task's targets
+    compute_loss(preds, batch) -> (loss to backpropagate, detached loss items)
+    progress_header(), progress_row(epoch, mem, mloss, batch)
+    validate(model, final=False) -> metric values followed by the validation losses (results.csv order)
+    fitness_rows(rows) (fitness of result rows; also for --evolve), lr_values(epoch), plot_batch(batch, ni), plot_metrics(), final_validation()
+and these attributes: loss_names (train/val loss columns), metric_keys, lr_keys, ema_attrs.
+
+Under DDP (``dist``: a started utils.dist.Dist) every rank trains on its shard with batch/WORLD_SIZE images; rank 0
+alone writes files, logs, validates and keeps the EMA; the other ranks meet it only at collectives (broadcast of the
+model state, stop flags, the final barrier), so no rank skips a collective the others enter.
 """
 
-import math
 import os
-import random
 import time
 from datetime import datetime
 from pathlib import Path
@@ -22,69 +34,27 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from models.experimental import attempt_load, model_to_dict, read_weights
-from models.yolo import DetectionModel
+from models.experimental import model_to_dict, strip_optimizer
 from utils import backend, checkpoint
-from utils.autoanchor import check_anchors
 from utils.backend import (GradScaler, autocast, clip_grad_norm_, cuda_memory_reserved_gb, from_numpy,
-                           load_optimizer_state, optimizer_state, to_numpy, torch)
+                           load_optimizer_state, optimizer_state)
 from utils.callbacks import Callbacks
-from utils.cli import check_img_size
 from utils.dist import Dist
+from utils.engine.config import plain
 from utils.log import LOGGER, colorstr
-from utils.loss import ComputeLoss
-from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, one_cycle, smart_optimizer
+from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
-RESULT_KEYS = ("train/box_loss", "train/obj_loss", "train/cls_loss", "metrics/precision", "metrics/recall",
-               "metrics/mAP_0.5", "metrics/mAP_0.5:0.95", "val/box_loss", "val/obj_loss", "val/cls_loss",
-               "x/lr0", "x/lr1", "x/lr2")
 
 
-def fitness(x):
-    """0.1 * mAP@0.5 + 0.9 * mAP@0.5:0.95 of [P, R, mAP@0.5, mAP@0.5:0.95] rows."""
-    w = np.array([0.0, 0.0, 0.1, 0.9])
-    return (np.asarray(x)[:, :4] * w).sum(1)
+def write_results_csv(file, keys, epoch, values):
+    """Add the row of ``epoch`` to results.csv in ultralytics' layout (right-aligned %20 columns, 'epoch' first).
 
-
-def labels_to_class_weights(labels, nc=80):
-    """Inverse class frequency of a list of (n, 5) label arrays, normalised to sum 1 (empty classes count as 1)."""
-    if not len(labels) or not sum(len(lb) for lb in labels):
-        return np.ones(nc, np.float32) / nc
-    classes = np.concatenate(labels, 0)[:, 0].astype(int)
-    weights = np.bincount(classes, minlength=nc).astype(np.float64)
-    weights[weights == 0] = 1
-    weights = 1 / weights
-    return (weights / weights.sum()).astype(np.float32)
-
-
-def labels_to_image_weights(labels, nc=80, class_weights=np.ones(80)):
-    """Per-image sampling weight: sum of the class weights of its labels."""
-    counts = np.array([np.bincount(lb[:, 0].astype(int), minlength=nc) for lb in labels])
-    return (class_weights.reshape(1, nc) * counts).sum(1)
-
-
-def plain(obj):
-    """opt/hyp values made plain data for YAML and checkpoints (paths -> str, numpy scalars -> numbers)."""
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def write_results_csv(file, epoch, values):
-    """Add the row of ``epoch`` to results.csv with ultralytics' layout (right-aligned %20 columns).
-
-    Rows of this epoch or later ones (left by a run killed after its CSV row but before its checkpoint, then resumed
-    from the previous epoch) and a torn last line are dropped, so the file always holds one row per finished epoch.
-    The file is replaced atomically.
+    Rows of this epoch or later (left by a run killed after its CSV row but before its checkpoint, then resumed from
+    the previous epoch) and a torn last line are dropped, so the file holds one row per finished epoch. The file is
+    replaced atomically.
     """
-    file, keys = Path(file), ["epoch", *RESULT_KEYS]
+    file, keys = Path(file), ["epoch", *keys]
 
     def kept(line):
         cells = line.split(",")
@@ -101,133 +71,87 @@ def write_results_csv(file, epoch, values):
     os.replace(tmp, file)
 
 
-class DetectionTrainer:
-    """One training run. Build it with train.py's opt, a hyp dict and Callbacks; call fit()."""
+class BaseTrainer:
+    """One training run: ``Trainer(cfg, callbacks, device, dist).fit()``; see the module docstring for the hooks."""
 
-    def __init__(self, opt, hyp, callbacks=None, device=None, dist=None):
-        self.opt = opt
-        self.hyp = dict(hyp)
+    loss_names = ()  # e.g. ("box_loss", "obj_loss", "cls_loss"): train/<name> and val/<name> columns
+    metric_keys = ()  # results.csv metric columns, in the order validate() returns them
+    lr_keys = ("x/lr0", "x/lr1", "x/lr2")
+    ema_attrs = ("yaml", "nc", "hyp", "names", "stride", "class_weights")  # copied onto the EMA model each epoch
+
+    def __init__(self, cfg, callbacks=None, device=None, dist=None):
+        self.cfg = cfg
         self.dist = dist or Dist()
         self.callbacks = (callbacks or Callbacks()) if self.dist.main else Callbacks()  # loggers live on rank 0
-        self.device = device if device is not None else backend.select_device(opt.device, opt.batch_size)
-        self.save_dir = Path(opt.save_dir)
+        self.device = device if device is not None else backend.select_device(cfg.device, cfg.batch_size)
+        self.save_dir = Path(cfg.save_dir)
         self.wdir = self.save_dir / "weights"
         self.last, self.best = self.wdir / "last.pt", self.wdir / "best.pt"
-        self.epochs, self.batch_size = opt.epochs, opt.batch_size  # batch_size: the total over all processes
-        self.local_batch_size = opt.batch_size // self.dist.world_size
-        self.plots = not opt.evolve and not opt.noplots and self.dist.main
-        self.ema = None
+        self.epochs, self.batch_size = cfg.epochs, cfg.batch_size  # batch_size: the total over all processes
+        self.local_batch_size = cfg.batch_size // self.dist.world_size
+        self.plots = not cfg.evolve and not cfg.noplots and self.dist.main
+        self.hyp = dict(getattr(cfg, "hyp", None) or {})  # the task may scale its copy (detection does)
+        self.ckpt, self.ema, self.validator = None, None, None
+        self.amp = False
+        self.best_fitness, self.start_epoch = 0.0, 0
+
+    @classmethod
+    def result_keys(cls):
+        """results.csv columns after 'epoch': train losses, metrics, validation losses, learning rates."""
+        return (*(f"train/{n}" for n in cls.loss_names), *cls.metric_keys, *(f"val/{n}" for n in cls.loss_names),
+                *cls.lr_keys)
 
     # ------------------------------------------------------------------------------------------------------- setup
     def setup(self):
-        opt, hyp = self.opt, self.hyp
+        cfg = self.cfg
         self.callbacks.run("on_pretrain_routine_start")
-        LOGGER.info(colorstr("hyperparameters: ") + ", ".join(f"{k}={v}" for k, v in hyp.items()))
-        opt.hyp = dict(hyp)  # the unscaled hyps travel in opt.yaml and the checkpoint, as ultralytics
-        if self.dist.main:
-            self.wdir.mkdir(parents=True, exist_ok=True)
-            if not opt.evolve:
-                with open(self.save_dir / "hyp.yaml", "w") as f:
-                    yaml.safe_dump(plain(hyp), f, sort_keys=False)
-                with open(self.save_dir / "opt.yaml", "w") as f:
-                    yaml.safe_dump(plain(vars(opt)), f, sort_keys=False)
-        init_seeds(opt.seed + 1 + max(self.dist.rank, 0), deterministic=True)  # per-rank augmentation streams
-        from utils.data.dataset_yaml import check_dataset  # noqa: PLC0415
-        self.data_dict = check_dataset(opt.data)
-        self.nc = 1 if opt.single_cls else int(self.data_dict["nc"])
-        names = self.data_dict["names"]
-        self.names = {0: "item"} if opt.single_cls and len(names) != 1 else names
-        self.is_coco = str(self.data_dict.get("val", "")).endswith("coco/val2017.txt")
-        self.build_model()
-        self.build_dataloaders()
+        if self.hyp:
+            LOGGER.info(colorstr("hyperparameters: ") + ", ".join(f"{k}={v}" for k, v in self.hyp.items()))
+        self.save_settings()
+        init_seeds(cfg.seed + 1 + max(self.dist.rank, 0), deterministic=True)  # per-rank augmentation streams
+        self.load_data()
+        self.model = self.build_model().to(self.device)
+        self.amp = backend.amp_supported(self.device)
+        with self.dist.zero_first():  # rank 0 writes the dataset caches; the others read them
+            self.train_loader, self.val_loader = self.build_dataloaders()
         self.build_optimizer()
         self.resume_state()
-        if not opt.resume and self.dist.main:
-            if not opt.noautoanchor:
-                check_anchors(self.dataset, model=self.model, thr=hyp["anchor_t"], imgsz=self.imgsz)
-            self.plot_labels()
-        self.dist.broadcast_state(self.model)  # rank 0's weights and (AutoAnchor) anchors on every rank
-        self.callbacks.run("on_pretrain_routine_end", self.labels, self.names)
-        nl = de_parallel(self.model).model[-1].nl
-        hyp["box"] *= 3 / nl
-        hyp["cls"] *= self.nc / 80 * 3 / nl
-        hyp["obj"] *= (self.imgsz / 640) ** 2 * 3 / nl
-        hyp["label_smoothing"] = opt.label_smoothing
-        m = de_parallel(self.model)
-        m.nc, m.hyp, m.names = self.nc, hyp, self.names
-        m.class_weights = from_numpy(labels_to_class_weights(self.dataset.labels, self.nc) * self.nc,
-                                     device=self.device)
-        self.compute_loss = ComputeLoss(self.model, hyp)
-        self.model = self.dist.wrap(self.model, sync_bn=opt.sync_bn, log=LOGGER.info)  # after the EMA deepcopy
+        if not cfg.resume and self.dist.main:
+            self.before_training()
+        self.dist.broadcast_state(self.model)  # rank 0's weights (and AutoAnchor's anchors) on every rank
+        self.callbacks.run("on_pretrain_routine_end", *self.pretrain_end_args())
+        self.after_setup()
+        self.loss = self.build_loss()
+        if self.dist.main:
+            self.validator = self.build_validator()
+        self.model = self.dist.wrap(self.model, sync_bn=cfg.sync_bn, log=LOGGER.info)  # after the EMA deepcopy
 
-    def build_model(self):
-        opt, hyp = self.opt, self.hyp
-        weights = str(opt.weights or "")
-        self.ckpt = None
-        if weights.endswith(".pt"):
-            from utils.downloads import attempt_download  # noqa: PLC0415
-            self.ckpt, rec, _ = read_weights(attempt_download(weights), prefer_ema=False)
-            model = DetectionModel(opt.cfg or rec["yaml"], ch=3, nc=self.nc, anchors=hyp.get("anchors"))
-            exclude = ["anchor"] if (opt.cfg or hyp.get("anchors")) and not opt.resume else []
-            own = model.state_dict()
-            csd = {k: v for k, v in rec["state"].items()
-                   if k in own and not any(x in k for x in exclude) and tuple(v.shape) == tuple(own[k].shape)}
-            model.load_state_dict({k: from_numpy(np.asarray(v, np.float32) if v.dtype.kind == "f" else v,
-                                                 dtype=own[k].dtype) for k, v in csd.items()}, strict=False)
-            LOGGER.info(f"Transferred {len(csd)}/{len(own)} items from {weights}")
-        else:
-            if not opt.cfg:
-                raise ValueError("--cfg is required when training from scratch (--weights '')")
-            model = DetectionModel(opt.cfg, ch=3, nc=self.nc, anchors=hyp.get("anchors"))
-        model = model.to(self.device)
-        freeze = [f"model.{x}." for x in (opt.freeze if len(opt.freeze) > 1 else range(opt.freeze[0]))]
-        for k, v in model.named_parameters():
-            v.requires_grad_(True)
-            if any(x in k for x in freeze):
-                LOGGER.info(f"freezing {k}")
-                v.requires_grad_(False)
-        self.model = model
-        self.gs = max(int(model.stride.max()), 32)
-        self.imgsz = check_img_size(opt.imgsz, self.gs, floor=self.gs * 2)
-        self.amp = bool(getattr(opt, "amp", True)) and backend.amp_supported(self.device)
-
-    def build_dataloaders(self):
-        opt, hyp = self.opt, self.hyp
-        from utils.data.build import create_dataloader  # noqa: PLC0415
-        with self.dist.zero_first():  # rank 0 writes the labels cache; the others read it
-            self.train_loader, self.dataset = create_dataloader(
-                self.data_dict["train"], self.imgsz, self.local_batch_size, self.gs, opt.single_cls, hyp=hyp,
-                augment=True, cache=None if opt.cache == "val" else opt.cache, rect=opt.rect, rank=self.dist.rank,
-                world_size=self.dist.world_size, workers=opt.workers, image_weights=opt.image_weights, quad=opt.quad,
-                prefix=colorstr("train: "), shuffle=True, seed=opt.seed)
-        self.labels = np.concatenate(self.dataset.labels, 0) if len(self.dataset.labels) else np.zeros((0, 5))
-        if len(self.labels) and int(self.labels[:, 0].max()) >= self.nc:
-            raise ValueError(f"Label class {int(self.labels[:, 0].max())} exceeds nc={self.nc} in {opt.data}. "
-                             f"Possible class labels are 0-{self.nc - 1}")
-        if self.dist.main:  # validation runs on rank 0 only
-            self.val_loader = create_dataloader(
-                self.data_dict["val"], self.imgsz, self.local_batch_size * 2, self.gs, opt.single_cls, hyp=hyp,
-                cache=None if opt.noval else opt.cache, rect=True, rank=-1, workers=opt.workers * 2, pad=0.5,
-                prefix=colorstr("val: "))[0]
+    def save_settings(self):
+        """hyp.yaml and opt.yaml in the run folder (rank 0; not for evolve generations), as ultralytics."""
+        if not self.dist.main:
+            return
+        self.wdir.mkdir(parents=True, exist_ok=True)
+        if not self.cfg.evolve:
+            if self.hyp:
+                with open(self.save_dir / "hyp.yaml", "w") as f:
+                    yaml.safe_dump(plain(self.hyp), f, sort_keys=False)
+            with open(self.save_dir / "opt.yaml", "w") as f:
+                yaml.safe_dump(self.cfg.opt, f, sort_keys=False)
 
     def build_optimizer(self):
-        opt, hyp = self.opt, self.hyp
-        nbs = 64  # nominal batch size
-        self.nbs = nbs
-        self.accumulate = max(round(nbs / self.batch_size), 1)
-        hyp["weight_decay"] *= self.batch_size * self.accumulate / nbs
-        self.optimizer = smart_optimizer(self.model, opt.optimizer, hyp["lr0"], hyp["momentum"], hyp["weight_decay"])
+        lr0, momentum, decay, self.nbs = self.optimizer_settings()
+        self.accumulate = max(round(self.nbs / self.batch_size), 1)
+        decay *= self.batch_size * self.accumulate / self.nbs  # weight decay scaled to the nominal batch
+        self.optimizer = smart_optimizer(self.model, self.cfg.optimizer, lr0, momentum, decay)
         for g in self.optimizer.param_groups:
             g["initial_lr"] = g["lr"]
-        self.lf = one_cycle(1, hyp["lrf"], self.epochs) if opt.cos_lr else (
-            lambda x: (1 - x / self.epochs) * (1.0 - hyp["lrf"]) + hyp["lrf"])
+        self.lf = self.lr_lambda()
         self.ema = ModelEMA(self.model) if self.dist.main else None  # before DDP wrapping (no deepcopy after)
-        self.best_fitness, self.start_epoch = 0.0, 0
 
     def resume_state(self):
         """Optimizer, EMA, best fitness and epoch from the checkpoint when resuming (ultralytics' smart_resume)."""
-        ckpt, opt = self.ckpt, self.opt
-        if not (opt.resume and ckpt):
+        ckpt, cfg = self.ckpt, self.cfg
+        if not (cfg.resume and ckpt):
             return
         if ckpt.get("optimizer") is not None and not load_optimizer_state(self.optimizer, ckpt["optimizer"]):
             LOGGER.warning("WARNING ⚠️ optimizer state was saved by another backend; it restarts fresh")
@@ -238,22 +162,22 @@ class DetectionTrainer:
             self.ema.ema.load_state_dict({k: from_numpy(ema_state[k], dtype=v.dtype) for k, v in own.items()})
             self.ema.updates = int(ckpt.get("updates") or 0)
         self.start_epoch = int(ckpt["epoch"]) + 1
+        weights = getattr(cfg, "weights", "")
         if self.start_epoch <= 0:
-            raise ValueError(f"{opt.weights} training to {self.epochs} epochs is finished, nothing to resume.\n"
-                             f"Start a new training without --resume, i.e. 'python train.py --weights {opt.weights}'")
-        LOGGER.info(f"Resuming training from {opt.weights} from epoch {self.start_epoch} to {self.epochs} total epochs")
+            raise ValueError(f"{weights} training to {self.epochs} epochs is finished, nothing to resume.\n"
+                             f"Start a new training without --resume, i.e. 'python train.py --weights {weights}'")
+        LOGGER.info(f"Resuming training from {weights} from epoch {self.start_epoch} to {self.epochs} total epochs")
 
-    # ----------------------------------------------------------------------------------------------------- the loop
+    # ---------------------------------------------------------------------------------------------------- the loop
     def fit(self):
+        """Train; returns the last validation values (metrics then losses; rank 0) as a tuple."""
         self.setup()
-        opt = self.opt
         self.nb = len(self.train_loader)
-        self.nw = max(round(self.hyp["warmup_epochs"] * self.nb), 100)
+        self.nw = self.warmup_iters(self.nb)
         self.last_opt_step = -1
-        self.maps = np.zeros(self.nc)
-        self.results = (0, 0, 0, 0, 0, 0, 0)
+        self.results = (0.0,) * (len(self.metric_keys) + len(self.loss_names))
         self.scaler = GradScaler(enabled=self.amp)
-        self.stopper, stop = EarlyStopping(patience=opt.patience), False
+        self.stopper = EarlyStopping(patience=self.cfg.patience)
         self.t0 = time.time()
         self.callbacks.run("on_train_start")
         LOGGER.info(f"Image sizes {self.imgsz} train, {self.imgsz} val\n"
@@ -266,13 +190,12 @@ class DetectionTrainer:
             mloss = self.train_one_epoch(epoch)
             if self.callbacks.stop_training:
                 break
-            stop = self.end_epoch(epoch, mloss)
-            if stop:
+            if self.end_epoch(epoch, mloss):
                 break
         self.dist.barrier("end of training")  # past this point ranks may exit independently
         if self.dist.watchdog:
             self.dist.watchdog.stop()
-        return self.finish(epoch) if self.dist.main else self.results
+        return self.finish(epoch) if self.dist.main else tuple(self.results)
 
     def set_epoch_lr(self, epoch):
         """LambdaLR-equivalent: lr = initial_lr * lf(epoch) for every group, set at the start of each epoch."""
@@ -280,6 +203,7 @@ class DetectionTrainer:
             g["lr"] = g["initial_lr"] * self.lf(epoch)
 
     def warmup(self, ni, epoch):
+        """Linear warmup of lr (bias group from warmup_bias_lr), momentum and accumulation over the first nw steps."""
         xi = [0, self.nw]
         self.accumulate = max(1, np.interp(ni, xi, [1, self.nbs / self.batch_size]).round())
         for j, g in enumerate(self.optimizer.param_groups):
@@ -288,41 +212,34 @@ class DetectionTrainer:
                 g["momentum"] = np.interp(ni, xi, [self.hyp["warmup_momentum"], self.hyp["momentum"]])
 
     def train_one_epoch(self, epoch):
-        opt = self.opt
         self.model.train()
         self.set_epoch_lr(epoch)
-        if opt.image_weights:
-            cw = to_numpy(de_parallel(self.model).class_weights) * (1 - self.maps) ** 2 / self.nc
-            iw = labels_to_image_weights(self.dataset.labels, nc=self.nc, class_weights=cw)
-            self.dataset.indices = random.choices(range(self.dataset.n), weights=iw, k=self.dataset.n)
+        self.before_epoch(epoch)
         sampler = getattr(self.train_loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):  # DDP: a new shard permutation every epoch, the same on every rank
             sampler.set_epoch(epoch)
-        mloss = np.zeros(3)
-        LOGGER.info(("\n" + "%11s" * 7) % ("Epoch", "GPU_mem", "box_loss", "obj_loss", "cls_loss", "Instances", "Size"))
+        mloss = np.zeros(len(self.loss_names))
+        LOGGER.info(self.progress_header())
         pbar = tqdm(enumerate(self.train_loader), total=self.nb, bar_format=TQDM_BAR_FORMAT, disable=not self.dist.main)
         self.optimizer.zero_grad()
-        for i, (imgs, targets, paths, _) in pbar:
+        for i, raw in pbar:
             self.callbacks.run("on_train_batch_start")
             ni = i + self.nb * epoch
-            imgs = imgs.to(self.device).float() / 255
+            batch = self.preprocess_batch(raw)
             if ni <= self.nw:
                 self.warmup(ni, epoch)
-            if opt.multi_scale:
-                imgs = self.multi_scale(imgs)
             with self.dist.waiting("training step (gradient all-reduce)"):
-                loss, loss_items = self.forward_loss(imgs, targets)
+                loss, loss_items = self.forward_loss(batch)
                 self.scaler.scale(loss).backward()
             if ni - self.last_opt_step >= self.accumulate:
                 self.optimizer_step()
                 self.last_opt_step = ni
-            mloss = (mloss * i + to_numpy(loss_items)) / (i + 1)
-            mem = f"{cuda_memory_reserved_gb():.3g}G"
-            pbar.set_description(("%11s" * 2 + "%11.4g" * 5) %
-                                 (f"{epoch}/{self.epochs - 1}", mem, *mloss, targets.shape[0], imgs.shape[-1]))
-            self.callbacks.run("on_train_batch_end", self.model, ni, imgs, targets, paths, list(mloss))
+            mloss = (mloss * i + backend.to_numpy(loss_items)) / (i + 1)
+            pbar.set_description(self.progress_row(epoch, f"{cuda_memory_reserved_gb():.3g}G", mloss, batch))
+            self.callbacks.run("on_train_batch_end", self.model, ni, batch["img"], batch.get("targets"),
+                               batch.get("paths"), list(mloss))
             if self.plots and ni < 3:
-                self.plot_batch(imgs, targets, paths, self.save_dir / f"train_batch{ni}.jpg")
+                self.plot_batch(batch, ni)
             if self.dist.ddp:  # callbacks run on rank 0 only: its stop request must reach every rank
                 self.callbacks.stop_training = self.dist.broadcast_flag(self.callbacks.stop_training)
             if self.callbacks.stop_training:
@@ -330,17 +247,14 @@ class DetectionTrainer:
         self.lr = [float(g["lr"]) for g in self.optimizer.param_groups]
         return mloss
 
-    def forward_loss(self, imgs, targets):
-        """(loss to backpropagate, detached (box, obj, cls) items) of one batch of float images in 0-1.
+    def forward_loss(self, batch):
+        """(loss to backpropagate, detached loss items) of one batch.
 
         Under DDP the loss is multiplied by WORLD_SIZE because DDP averages gradients over ranks: the step then equals
         a single process's on the whole batch (exactly when BatchNorm statistics and loss normalisers agree).
         """
         with autocast(self.amp):
-            pred = self.model(imgs)
-            loss, loss_items = self.compute_loss(pred, targets.to(self.device))
-            if self.opt.quad:
-                loss = loss * 4.0
+            loss, loss_items = self.compute_loss(self.model(batch["img"]), batch)
             if self.dist.ddp:
                 loss = loss * self.dist.world_size
         return loss, loss_items
@@ -354,43 +268,27 @@ class DetectionTrainer:
         if self.ema is not None:
             self.ema.update(self.model)
 
-    def multi_scale(self, imgs):
-        sz = random.randrange(int(self.imgsz * 0.5), int(self.imgsz * 1.5) + self.gs) // self.gs * self.gs
-        sf = sz / max(imgs.shape[2:])
-        if sf != 1:
-            ns = [math.ceil(x * sf / self.gs) * self.gs for x in imgs.shape[2:]]
-            imgs = torch.nn.functional.interpolate(imgs, size=ns, mode="bilinear", align_corners=False)
-        return imgs
-
     def end_epoch(self, epoch, mloss):
         """Rank 0 validates, logs and saves; every rank then takes rank 0's early-stop decision."""
         stop = self.end_epoch_main(epoch, mloss) if self.dist.main else False
         return self.dist.broadcast_flag(stop, "rank 0 validating/saving (early-stop flag)")
 
     def end_epoch_main(self, epoch, mloss):
-        opt = self.opt
         self.callbacks.run("on_train_epoch_end", epoch=epoch)
-        self.ema.update_attr(self.model, include=["yaml", "nc", "hyp", "names", "stride", "class_weights"])
+        self.ema.update_attr(self.model, include=list(self.ema_attrs))
         final_epoch = (epoch + 1 == self.epochs) or self.stopper.possible_stop
-        if not opt.noval or final_epoch:
-            self.results, self.maps, _ = self.validate(self.ema.ema)
-        fi = float(fitness(np.array(self.results).reshape(1, -1))[0])
+        if not self.cfg.noval or final_epoch:
+            self.results = tuple(self.validate(self.ema.ema))
+        fi = self.fitness(self.results)
         stop = self.stopper(epoch=epoch, fitness=fi)
         if fi > self.best_fitness:
             self.best_fitness = fi
-        log_vals = list(mloss) + list(self.results) + self.lr
-        write_results_csv(self.save_dir / "results.csv", epoch, log_vals)
+        log_vals = list(mloss) + list(self.results) + self.lr_values(epoch)
+        write_results_csv(self.save_dir / "results.csv", self.result_keys(), epoch, log_vals)
         self.callbacks.run("on_fit_epoch_end", log_vals, epoch, self.best_fitness, fi)
-        if (not opt.nosave) or (final_epoch and not opt.evolve):
+        if (not self.cfg.nosave) or (final_epoch and not self.cfg.evolve):
             self.save_checkpoint(epoch, fi)
         return stop
-
-    def validate(self, model, **kwargs):
-        import val as validate  # noqa: PLC0415 (the validator lives with val.py)
-        args = dict(batch_size=self.local_batch_size * 2, imgsz=self.imgsz, half=self.amp, model=model,
-                    single_cls=self.opt.single_cls, dataloader=self.val_loader, save_dir=self.save_dir, plots=False,
-                    callbacks=self.callbacks, compute_loss=self.compute_loss)
-        return validate.run(self.data_dict, **{**args, **kwargs})
 
     def checkpoint_dict(self, epoch):
         return {
@@ -400,7 +298,7 @@ class DetectionTrainer:
             "ema": model_to_dict(self.ema.ema, half=False),
             "updates": self.ema.updates,
             "optimizer": optimizer_state(self.optimizer),
-            "opt": plain(vars(self.opt)),
+            "opt": self.cfg.opt,
             "hyp": plain(self.hyp),
             "git": {},
             "date": datetime.now().isoformat(),
@@ -412,7 +310,8 @@ class DetectionTrainer:
         checkpoint.write(ckpt, self.last)  # atomic: a crash never leaves a half-written last.pt
         if self.best_fitness == fi:
             checkpoint.write(ckpt, self.best)
-        if self.opt.save_period > 0 and epoch % self.opt.save_period == 0:
+        period = getattr(self.cfg, "save_period", -1)
+        if period > 0 and epoch % period == 0:
             checkpoint.write(ckpt, self.wdir / f"epoch{epoch}.pt")
         self.callbacks.run("on_model_save", self.last, epoch, epoch + 1 == self.epochs, self.best_fitness, fi)
 
@@ -420,37 +319,85 @@ class DetectionTrainer:
         LOGGER.info(f"\n{epoch - self.start_epoch + 1} epochs completed in {(time.time() - self.t0) / 3600:.3f} hours.")
         for f in self.last, self.best:
             if f.exists():
-                strip_optimizer(f)
-                if f is self.best:
-                    LOGGER.info(f"\nValidating {f}...")
-                    model = attempt_load(str(f), self.device)
-                    self.results, _, _ = self.validate(model, iou_thres=0.65 if self.is_coco else 0.60,
-                                                       save_json=self.is_coco, verbose=True, plots=self.plots)
+                LOGGER.info(f"Optimizer stripped from {f}, {strip_optimizer(f) / 1e6:.1f}MB")
+        if self.best.exists():
+            self.final_validation()
         if self.plots:
-            from utils.train_plots import plot_results  # noqa: PLC0415
-            plot_results(file=self.save_dir / "results.csv")
+            self.plot_metrics()
         LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}")
         self.callbacks.run("on_train_end", self.last, self.best, epoch, self.results)
-        return self.results
+        return tuple(self.results)
 
-    # ----------------------------------------------------------------------------------------------------- plots
-    def plot_labels(self):
-        if self.plots and len(self.labels):
-            from utils.train_plots import plot_labels  # noqa: PLC0415
-            plot_labels(self.labels, self.names, self.save_dir)
+    # ---------------------------------------------------------------------------------- hooks with a default
+    def warmup_iters(self, nb):
+        return 0
 
-    def plot_batch(self, imgs, targets, paths, fname):
-        from utils.plots import plot_images  # noqa: PLC0415
-        plot_images(imgs, targets, paths, fname, self.names)
+    def before_epoch(self, epoch):
+        """Per-epoch data steps (detection: image-weighted resampling)."""
 
+    def before_training(self):
+        """Steps on rank 0 before the first epoch of a new run (AutoAnchor, label plots)."""
 
-def strip_optimizer(f):
-    """Finalise a checkpoint for release: EMA weights in FP16 as 'model'; optimizer, EMA and updates removed."""
-    ckpt = checkpoint.read(f)
-    src = ckpt.get("ema") or ckpt["model"]
-    src = dict(src, state_dict={k: v.astype(np.float16) if v.dtype == np.float32 else v
-                                for k, v in src["state_dict"].items()})
-    ckpt.update(model=src, ema=None, optimizer=None, updates=None, best_fitness=None, epoch=-1)
-    checkpoint.write(ckpt, f)
-    mb = os.path.getsize(f) / 1e6
-    LOGGER.info(f"Optimizer stripped from {f}, {mb:.1f}MB")
+    def after_setup(self):
+        """Model attributes and loss settings once data and model are known."""
+
+    def pretrain_end_args(self):
+        return ()
+
+    def lr_values(self, epoch):
+        """The learning rates logged for ``epoch`` (one per lr_keys)."""
+        return list(self.lr)
+
+    def plot_batch(self, batch, ni):
+        pass
+
+    def plot_metrics(self):
+        pass
+
+    def final_validation(self):
+        pass
+
+    # ------------------------------------------------------------------------------------------- task hooks
+    def load_data(self):
+        raise NotImplementedError
+
+    def build_model(self):
+        raise NotImplementedError
+
+    def build_dataloaders(self):
+        raise NotImplementedError
+
+    def optimizer_settings(self):
+        raise NotImplementedError
+
+    def lr_lambda(self):
+        raise NotImplementedError
+
+    def build_loss(self):
+        raise NotImplementedError
+
+    def build_validator(self):
+        raise NotImplementedError
+
+    def preprocess_batch(self, raw):
+        raise NotImplementedError
+
+    def compute_loss(self, preds, batch):
+        raise NotImplementedError
+
+    def progress_header(self):
+        raise NotImplementedError
+
+    def progress_row(self, epoch, mem, mloss, batch):
+        raise NotImplementedError
+
+    def validate(self, model):
+        raise NotImplementedError
+
+    @staticmethod
+    def fitness_rows(x):
+        """Fitness of each row of validation results (n, len(metric_keys) + ...): the task's weighting."""
+        raise NotImplementedError
+
+    def fitness(self, values):
+        return float(self.fitness_rows(np.array(values).reshape(1, -1))[0])

@@ -1,0 +1,90 @@
+"""What a training script's main() does before and around the trainer, shared by train.py and segment/train.py.
+
+``train_main(opt, callbacks, trainer_class, config_class)``: resolve the flags (``--resume`` reloads the run's own
+opt.yaml; otherwise short file names are found under data/ and models/ and the run folder is numbered), echo them,
+join the DDP job when launched, pick the device, then evolve hyperparameters or train once. The user's Namespace is
+never modified: a resolved copy becomes the typed config the trainer runs on.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+import yaml
+
+from utils import checkpoint, dist
+from utils.backend import banner, select_device
+from utils.callbacks import Callbacks
+from utils.cli import print_args
+from utils.evolve import evolve
+from utils.files import ROOT, find_file, increment_path
+from utils.log import LOGGER
+
+
+def get_latest_run(search_dir="."):
+    """Path of the most recently written last*.pt under search_dir (for a bare --resume)."""
+    runs = sorted(Path(search_dir).rglob("last*.pt"), key=os.path.getmtime)
+    return runs[-1] if runs else None
+
+
+def resume_opt(opt):
+    """--resume [path]: the run's own flags (its opt.yaml, else the checkpoint's), to continue in the same folder."""
+    last = Path(opt.resume) if isinstance(opt.resume, str) else (get_latest_run(ROOT / "runs") or get_latest_run())
+    if last is None or not last.is_file():
+        what = opt.resume if isinstance(opt.resume, str) else "no last.pt under runs/"
+        raise FileNotFoundError(f"--resume: no checkpoint found ({what})")
+    opt_yaml = last.parent.parent / "opt.yaml"
+    if opt_yaml.is_file():
+        with open(opt_yaml, errors="ignore") as f:
+            d = yaml.safe_load(f)
+    else:
+        d = checkpoint.read(last).get("opt") or {}
+    resumed = argparse.Namespace(**{**vars(opt), **d})
+    resumed.cfg, resumed.weights, resumed.resume, resumed.exist_ok = "", str(last), True, True
+    resumed.backend = opt.backend or d.get("backend")
+    return resumed
+
+
+def resolve_opt(opt, evolve_project):
+    """A resolved copy of the flags: file names found, run folder numbered (``evolve_project`` for --evolve)."""
+    if opt.resume and not opt.evolve:
+        return resume_opt(opt)
+    opt = argparse.Namespace(**vars(opt))
+    opt.data = find_file(opt.data, ("data",)) if opt.data else opt.data
+    opt.cfg = find_file(opt.cfg, ("models",)) if opt.cfg else opt.cfg
+    opt.hyp = find_file(opt.hyp, ("data",)) if not isinstance(opt.hyp, dict) else opt.hyp
+    opt.weights, opt.project = str(opt.weights), str(opt.project)
+    if opt.evolve:
+        if opt.project == str(ROOT / "runs/train"):
+            opt.project = str(evolve_project)
+        opt.exist_ok, opt.resume = opt.resume, False
+    opt.save_dir = str(increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok))
+    return opt
+
+
+def load_hyp(hyp):
+    """The hyperparameter dict of --hyp (a YAML path; resumed runs carry the dict itself)."""
+    if isinstance(hyp, dict):
+        return dict(hyp)
+    with open(hyp, errors="ignore") as f:
+        return yaml.safe_load(f)
+
+
+def train_main(opt, callbacks, trainer_class, config_class, evolve_project=ROOT / "runs/evolve"):
+    """A training script's main(): see the module docstring. Returns the final results (or evolve's hyp file)."""
+    callbacks = callbacks or Callbacks()
+    opt = resolve_opt(opt, evolve_project)
+    print_args(vars(opt))
+    LOGGER.debug(banner())
+    d = dist.setup(opt, log=LOGGER.info)  # launched: checks, device, process group; else a no-op Dist()
+    if opt.batch_size < 1:
+        raise ValueError("--batch-size -1 (AutoBatch) needs a CUDA device; pass a positive batch size on the CPU")
+    device = d.device if d.ddp else select_device(opt.device, batch_size=opt.batch_size, log=LOGGER.info)
+    save_dir = d.broadcast_json(str(opt.save_dir), "run folder name")  # one folder even if ranks raced on exp<n>
+    cfg = config_class.from_opt(opt, save_dir=save_dir, hyp=load_hyp(opt.hyp))
+    if cfg.evolve:
+        return evolve(cfg, trainer_class, device, callbacks)
+    try:
+        return trainer_class(cfg, callbacks, device, dist=d).fit()
+    finally:
+        d.close()
