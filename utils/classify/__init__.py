@@ -1,0 +1,37 @@
+"""The image-classification task: data, transforms, loss, metrics, plots and head reshaping, for the engine.
+
+    from utils.classify import check_classify_dataset, create_classification_dataloader, classification_loss
+
+Names are imported lazily (as utils.data does), so importing one piece does not pull matplotlib or OpenCV in.
+Module map: dataset (folders, --data names, loader), transforms (eval / albumentations), loss, metrics (accuracy,
+results.csv and printed text), plots (image grid, results.png), model (reshape_classifier_output). The torchvision /
+flowvision model zoo is utils.backend.vision.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "dataset": ("ClassificationDataset", "create_classification_dataloader", "check_classify_dataset", "split_dirs",
+                "find_classes", "find_samples", "download_classify_dataset", "CLS_IMG_FORMATS", "DOWNLOADABLE"),
+    "transforms": ("classify_transforms", "classify_albumentations", "ClassifyTransforms", "center_crop", "normalize",
+                   "denormalize", "IMAGENET_MEAN", "IMAGENET_STD"),
+    "loss": ("classification_loss", "LabelSmoothingCrossEntropy"),
+    "metrics": ("ClassifyMetrics", "results_keys", "results_csv_header", "results_csv_row", "train_header",
+                "train_description", "val_description", "val_result_description", "verbose_lines", "speed_line"),
+    "plots": ("imshow_cls", "plot_cls_results"),
+    "model": ("reshape_classifier_output",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'utils.classify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"utils.classify.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
