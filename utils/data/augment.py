@@ -89,27 +89,38 @@ def _warp_boxes(boxes, M, perspective, width, height):
 
 
 def _warp_segments(segments, M, perspective, width, height):
-    """Polygons -> boxes of their warped (densely re-sampled) outlines; more exact than warping box corners."""
-    new = np.zeros((len(segments), 4))
+    """Polygons -> (boxes of their warped, densely re-sampled outlines, the warped outlines themselves).
+
+    The boxes are more exact than warped box corners; the outlines are not clipped (the masks drawn from them are).
+    """
+    new, warped = np.zeros((len(segments), 4)), []
     for i, seg in enumerate(resample_segments(segments)):
         xy = np.ones((len(seg), 3))
         xy[:, :2] = seg
         xy = xy @ M.T
         xy = xy[:, :2] / xy[:, 2:3] if perspective else xy[:, :2]
         new[i] = segment2box(xy, width, height)
-    return new
+        warped.append(xy)
+    return new, warped
 
 
 def random_perspective(im, targets=(), segments=(), degrees=10, translate=0.1, scale=0.1, shear=10, perspective=0.0,
-                       border=(0, 0)):
+                       border=(0, 0), return_segments=False):
     """Random rotation/scale/shear/translation/perspective of ``im`` and its boxes.
 
     Args:
         im: HWC image. targets: (n, 5) [cls, x1, y1, x2, y2] pixels. segments: optional pixel polygons, one per target.
         border: (y, x) pixels removed from (negative) or added to each side; mosaic passes -s/2 to crop 2s back to s.
+        return_segments: segmentation mode (ultralytics' segment augmentation): ``segments`` must hold one polygon per
+            target; boxes always come from the warped polygons, and the warped polygons (1000 points each, unclipped)
+            of the kept targets are returned too.
     Returns:
-        (image, targets) with targets warped and filtered by box_candidates.
+        (image, targets) with targets warped and filtered by box_candidates; (image, targets, segments) when
+        ``return_segments``.
     """
+    if return_segments and len(segments) != len(targets):
+        raise ValueError(f"random_perspective(return_segments=True) needs one polygon per target, got "
+                         f"{len(segments)} polygons for {len(targets)} targets")
     M, s, (height, width) = _affine_matrix(im.shape, border, degrees, translate, scale, shear, perspective)
     if border[0] != 0 or border[1] != 0 or (M != np.eye(3)).any():
         if perspective:
@@ -117,16 +128,18 @@ def random_perspective(im, targets=(), segments=(), degrees=10, translate=0.1, s
         else:
             im = cv2.warpAffine(im, M[:2], dsize=(width, height), borderValue=PAD_COLOR)
     n = len(targets)
+    warped = []
     if n:
-        use_segments = len(segments) == n and any(x.any() for x in segments)
+        use_segments = return_segments or (len(segments) == n and any(x.any() for x in segments))
         if use_segments:
-            new = _warp_segments(segments, M, perspective, width, height)
+            new, warped = _warp_segments(segments, M, perspective, width, height)
         else:
             new = _warp_boxes(targets[:, 1:5], M, perspective, width, height)
         keep = box_candidates(box1=targets[:, 1:5].T * s, box2=new.T, area_thr=0.01 if use_segments else 0.10)
         targets = targets[keep]
         targets[:, 1:5] = new[keep]
-    return im, targets
+        warped = [x for x, k in zip(warped, keep) if k]
+    return (im, targets, warped) if return_segments else (im, targets)
 
 
 def box_candidates(box1, box2, wh_thr=2, ar_thr=100, area_thr=0.1, eps=1e-16):

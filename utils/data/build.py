@@ -68,8 +68,8 @@ def num_workers(batch_size, workers, n_devices=None):
 
 def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=None, augment=False, cache=False,
                       pad=0.0, rect=False, rank=-1, workers=8, image_weights=False, quad=False, prefix="",
-                      shuffle=False, seed=0, world_size=None):
-    """Build LoadImagesAndLabels on ``path`` and its loader.
+                      shuffle=False, seed=0, world_size=None, dataset_cls=None, dataset_kwargs=None):
+    """Build LoadImagesAndLabels (or ``dataset_cls``) on ``path`` and its loader.
 
     Args:
         path: image dir / .txt list / list of those. imgsz: image size. batch_size: per-process batch.
@@ -79,16 +79,20 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
         (default: $WORLD_SIZE). Each rank then loads ``batch_size`` images per step from its own shard.
         workers: upper bound on loader worker processes. image_weights: plain DataLoader so ``dataset.indices``
         updates reach each epoch. quad: collate 4 images into 1 (collate_fn4). shuffle, seed: sampling order.
+        dataset_cls: a LoadImagesAndLabels subclass for another task (its collate_fn / collate_fn4 are used);
+        dataset_kwargs: extra keyword arguments of its constructor (e.g. the segmentation mask options).
     Returns:
-        (loader, dataset); batches are (images uint8 (b, 3, h, w), targets (n, 6), paths, shapes).
+        (loader, dataset); batches are (images uint8 (b, 3, h, w), targets (n, 6), paths, shapes), plus what the
+        dataset class's collate adds.
     """
+    dataset_cls = dataset_cls or LoadImagesAndLabels
     if rect and shuffle:
         LOGGER.warning("WARNING ⚠️ --rect is incompatible with DataLoader shuffle, setting shuffle=False")
         shuffle = False
     # Under DDP the trainer builds this on rank 0 first (Dist.zero_first), so one rank writes the labels cache.
-    dataset = LoadImagesAndLabels(path, imgsz, batch_size, augment=augment, hyp=hyp, rect=rect,
-                                  cache_images=cache, single_cls=single_cls, stride=int(stride), pad=pad,
-                                  image_weights=image_weights, prefix=prefix, workers=workers)
+    dataset = dataset_cls(path, imgsz, batch_size, augment=augment, hyp=hyp, rect=rect, cache_images=cache,
+                          single_cls=single_cls, stride=int(stride), pad=pad, image_weights=image_weights, prefix=prefix,
+                          workers=workers, **(dataset_kwargs or {}))
     batch_size = min(batch_size, len(dataset))
     sampler, n_procs = None, None
     if rank != -1:  # replicas and rank given explicitly: no process group needed to build it
@@ -101,7 +105,7 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
     generator = data_generator(_SEED_BASE + seed + int(os.getenv("RANK", -1)))
     kwargs = dict(batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                   pin_memory=PIN_MEMORY and cuda_available(),  # pinning needs CUDA (OneFlow aborts without it)
-                  collate_fn=LoadImagesAndLabels.collate_fn4 if quad else LoadImagesAndLabels.collate_fn,
+                  collate_fn=dataset_cls.collate_fn4 if quad else dataset_cls.collate_fn,
                   worker_init_fn=seed_worker, generator=generator)
     try:
         loader = loader_cls(dataset, num_workers=nw, **kwargs)

@@ -288,10 +288,23 @@ class LoadImagesAndLabels(Dataset):
         Returns:
             (img_size x img_size image, labels (n, 5) [cls, x1, y1, x2, y2] pixels).
         """
+        img4, labels4, segments4 = self._mosaic_canvas(index, shuffle=True)
+        img4, labels4, segments4 = copy_paste(img4, labels4, segments4, p=self.hyp["copy_paste"])
+        return random_perspective(img4, labels4, segments4, **self._perspective_args(), border=self.mosaic_border)
+
+    def _mosaic_canvas(self, index, shuffle=True):
+        """The 2s x 2s mosaic canvas of image ``index`` and 3 random others, before copy-paste and perspective.
+
+        Args:
+            shuffle: shuffle the 4 tile positions (detection v7.0); False keeps ``index`` top-left (segmentation).
+        Returns:
+            (canvas, labels (n, 5) [cls, x1, y1, x2, y2], pixel polygons), coordinates clipped to the canvas.
+        """
         s = self.img_size
         yc, xc = (int(random.uniform(-x, 2 * s + x)) for x in self.mosaic_border)
         indices = [index] + random.choices(self.indices, k=3)
-        random.shuffle(indices)
+        if shuffle:
+            random.shuffle(indices)
         img4, labels4, segments4 = None, [], []
         for i, idx in enumerate(indices):
             img, _, (h, w) = self.load_image(idx)
@@ -309,14 +322,28 @@ class LoadImagesAndLabels(Dataset):
         labels4 = np.concatenate(labels4, 0)
         for x in (labels4[:, 1:], *segments4):
             np.clip(x, 0, 2 * s, out=x)
+        return img4, labels4, segments4
+
+    def _perspective_args(self):
+        """random_perspective() keyword arguments from the hyperparameters."""
         hyp = self.hyp
-        img4, labels4, segments4 = copy_paste(img4, labels4, segments4, p=hyp["copy_paste"])
-        return random_perspective(img4, labels4, segments4, degrees=hyp["degrees"], translate=hyp["translate"],
-                                  scale=hyp["scale"], shear=hyp["shear"], perspective=hyp["perspective"],
-                                  border=self.mosaic_border)
+        return dict(degrees=hyp["degrees"], translate=hyp["translate"], scale=hyp["scale"], shear=hyp["shear"],
+                    perspective=hyp["perspective"])
 
     def _load_letterboxed(self, index):
         """Image resized + letterboxed to its (rect) batch shape; labels as [cls, x1, y1, x2, y2] pixels."""
+        img, labels, _, shapes = self._letterbox_item(index)
+        if self.augment:
+            img, labels = random_perspective(img, labels, **self._perspective_args())
+        return img, labels, shapes
+
+    def _letterbox_item(self, index, with_segments=False):
+        """Image ``index`` letterboxed to its (rect) batch shape, before any augmentation.
+
+        Returns:
+            (image, labels (n, 5) [cls, x1, y1, x2, y2] pixels, pixel polygons (only ``with_segments``, else []),
+            shapes ((h0, w0), ((h / h0, w / w0), (pad_w, pad_h)))).
+        """
         img, (h0, w0), (h, w) = self.load_image(index)
         shape = self.batch_shapes[self.batch[index]] if self.rect else self.img_size
         img, ratio, pad = letterbox(img, shape, auto=False, scaleup=self.augment)
@@ -324,14 +351,16 @@ class LoadImagesAndLabels(Dataset):
         labels = self.labels[index].copy()
         if labels.size:
             labels[:, 1:] = xywhn2xyxy(labels[:, 1:], ratio[0] * w, ratio[1] * h, padw=pad[0], padh=pad[1])
-        if self.augment:
-            hyp = self.hyp
-            img, labels = random_perspective(img, labels, degrees=hyp["degrees"], translate=hyp["translate"],
-                                             scale=hyp["scale"], shear=hyp["shear"], perspective=hyp["perspective"])
-        return img, labels, shapes
+        segments = [xyn2xy(x, ratio[0] * w, ratio[1] * h, padw=pad[0], padh=pad[1])
+                    for x in self.segments[index]] if with_segments else []
+        return img, labels, segments, shapes
 
-    def _augment_pixels(self, img, labels):
-        """Albumentations, HSV and flips on normalised xywh labels."""
+    def _augment_pixels(self, img, labels, masks=None):
+        """Albumentations, HSV and flips on normalised xywh labels (and on ``masks`` (k, h, w), flipped with the image).
+
+        Returns:
+            (image, labels, masks).
+        """
         hyp = self.hyp
         img, labels = self.albumentations(img, labels)
         augment_hsv(img, hgain=hyp["hsv_h"], sgain=hyp["hsv_s"], vgain=hyp["hsv_v"])
@@ -339,11 +368,13 @@ class LoadImagesAndLabels(Dataset):
             img = np.flipud(img)
             if len(labels):
                 labels[:, 2] = 1 - labels[:, 2]
+                masks = None if masks is None else np.flip(masks, axis=-2)
         if random.random() < hyp["fliplr"]:
             img = np.fliplr(img)
             if len(labels):
                 labels[:, 1] = 1 - labels[:, 1]
-        return img, labels
+                masks = None if masks is None else np.flip(masks, axis=-1)
+        return img, labels, masks
 
     def __getitem__(self, index):
         index = self.indices[index]  # linear, or resampled by image weights
@@ -359,7 +390,7 @@ class LoadImagesAndLabels(Dataset):
         if len(labels):
             labels[:, 1:5] = xyxy2xywhn(labels[:, 1:5], w=img.shape[1], h=img.shape[0], clip=True, eps=1e-3)
         if self.augment:
-            img, labels = self._augment_pixels(img, labels)
+            img, labels, _ = self._augment_pixels(img, labels)
         out = np.zeros((len(labels), 6), np.float32)
         out[:, 1:] = labels
         img = np.ascontiguousarray(img.transpose((2, 0, 1))[::-1])  # HWC BGR -> CHW RGB

@@ -92,20 +92,42 @@ def _check_image(im_file, prefix):
 
 
 def _read_label_rows(lb_file):
-    """Rows of a label file -> (labels (n, 5) float32, segments list of (k, 2) float32)."""
+    """Rows of a label file -> (labels (n, 5) float32, segments list of (k, 2) float32, polygon warning or '')."""
     with open(lb_file) as f:
         rows = [line.split() for line in f.read().strip().splitlines() if line.strip()]
-    segments = []
+    segments, warning = [], ""
     if any(len(r) > 6 for r in rows):  # polygons: cls x1 y1 x2 y2 ...
         classes = np.array([r[0] for r in rows], dtype=np.float32)
         segments = [np.array(r[1:], dtype=np.float32).reshape(-1, 2) for r in rows]
         labels = np.concatenate((classes.reshape(-1, 1), segments2boxes(segments)), 1)
+        warning = _polygon_warning(rows, segments)
     else:
         lens = {len(r) for r in rows}
         if rows and lens != {5}:
             raise ValueError(f"labels require 5 columns, {sorted(lens)} columns detected")
         labels = np.array(rows, dtype=np.float32).reshape(-1, 5)
-    return labels, segments
+    return labels, segments, warning
+
+
+def _polygon_warning(rows, segments):
+    """What is wrong with the polygons of a polygon label file, as ultralytics reads them (it says nothing), or ''.
+
+    Ultralytics keeps such rows: a row of fewer than 3 points becomes a degenerate polygon (a box row ``cls xc yc w h``
+    among polygon rows is read as the 2 points (xc, yc), (w, h), so its box and mask are wrong), and points outside
+    the image stretch the box beyond it while the mask is cut at the border. So do we, and say so.
+    """
+    problems = []
+    boxes = sum(len(r) == 5 for r in rows)
+    short = sum(len(s) < 3 for s in segments) - boxes
+    if boxes:
+        problems.append(f"{boxes} box row(s) 'cls xc yc w h' among polygon rows, read as 2-point polygons (wrong box "
+                        f"and mask: write them as 4-point polygons)")
+    if short:
+        problems.append(f"{short} polygon(s) with fewer than 3 points (degenerate masks)")
+    outside = sum(bool(((s < 0) | (s > 1)).any()) for s in segments)
+    if outside:
+        problems.append(f"{outside} polygon(s) with points outside the image (coordinates not in 0-1)")
+    return "; ".join(problems)
 
 
 def verify_image_label(args):
@@ -126,7 +148,7 @@ def verify_image_label(args):
         shape, msg = _check_image(im_file, prefix)
         if os.path.isfile(lb_file):
             nf = 1
-            lb, segments = _read_label_rows(lb_file)
+            lb, segments, polygon_warning = _read_label_rows(lb_file)
             n = len(lb)
             if n:
                 if lb.shape[1] != 5:
@@ -142,6 +164,9 @@ def verify_image_label(args):
                     if segments:
                         segments = [segments[i] for i in keep]
                     msg = f"{prefix}WARNING ⚠️ {im_file}: {n - len(keep)} duplicate labels removed"
+                if polygon_warning:
+                    warning = f"{prefix}WARNING ⚠️ {im_file}: {polygon_warning}"
+                    msg = f"{msg}\n{warning}" if msg else warning
             else:
                 ne = 1
                 lb = np.zeros((0, 5), dtype=np.float32)

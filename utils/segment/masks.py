@@ -182,7 +182,10 @@ def polygons2masks_overlap(img_size, segments, downsample_ratio=1):
     """All of an image's polygons in one index image (the default, overlap masks).
 
     Instances are drawn largest area first, so a smaller instance on top of a larger one stays visible; pixel value k
-    (1-based) marks instance k of the returned order, 0 is background.
+    (1-based) marks instance k of the returned order, 0 is background. Equal areas keep their input order (a stable
+    sort): ultralytics' np.argsort(-areas) leaves ties to the NumPy version's sorting algorithm (1.26 and 2.x differ)
+    and, negating unsigned areas, puts empty masks first; we put them last. Only the order of ties and of empty masks
+    can differ from ultralytics.
 
     Returns:
         (index image (h // r, w // r), uint8, or int32 above 255 instances; order: indices of ``segments`` sorted by
@@ -191,7 +194,7 @@ def polygons2masks_overlap(img_size, segments, downsample_ratio=1):
     h, w = int(img_size[0]) // downsample_ratio, int(img_size[1]) // downsample_ratio
     index = np.zeros((h, w), dtype=np.int32 if len(segments) > 255 else np.uint8)
     masks = polygons2masks(img_size, segments, 1, downsample_ratio)
-    order = np.argsort(-masks.reshape(len(masks), -1).sum(1))  # same sort call as ultralytics: same order on ties
+    order = np.argsort(-masks.reshape(len(masks), -1).sum(1, dtype=np.int64), kind="stable")
     for k, i in enumerate(order):
         index[masks[i] > 0] = k + 1  # later (smaller) instances overwrite earlier ones
     return index, order
