@@ -28,8 +28,9 @@ from utils.downloads import DownloadError
 
 LIBRARY = "flowvision" if IS_ONEFLOW else "torchvision"
 INSTALL = {"torchvision": "pip install torchvision==0.28.0  (the release paired with torch 2.13.0)",
-           "flowvision": 'PIP_CONSTRAINT=<file with "setuptools<81"> pip install flowvision==0.2.1  '
-                         "(0.2.2 needs a newer OneFlow than 0.9.0)"}[LIBRARY]
+           "flowvision": "pip install flowvision==0.2.1  (0.2.2 needs a newer OneFlow than 0.9.0; its setup.py "
+                         'imports pkg_resources: where pip >= 23.1 builds it in isolation, set PIP_CONSTRAINT to a '
+                         'file holding "setuptools<81")'}[LIBRARY]
 TORCHVISION_WEIGHTS = "IMAGENET1K_V1"  # the weights ultralytics asks torchvision for
 _state = {}  # the imported library (or the ImportError text), filled once
 
