@@ -151,8 +151,29 @@ def plot_images(images, targets, paths=None, fname="images.jpg", names=None, max
         paths: image paths, whose file names are written in each tile.
         names: {class index: name}.
     """
+    targets = grid_targets(targets)
+    mosaic, tiles, scale, lw = image_grid(images, max_size, max_subplots)
+    for i, tile in enumerate(tiles):
+        draw_tile(mosaic, tile, targets[targets[:, 0] == i], paths[i] if paths else None, names, scale, lw)
+    cv2.imwrite(str(fname), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
+    return mosaic
+
+
+def grid_targets(targets):
+    """Labels or predictions for image_grid() as a float32 numpy array ((0, 6) when empty)."""
+    return np.asarray(to_numpy(targets), dtype=np.float32) if len(targets) else np.zeros((0, 6), np.float32)
+
+
+def image_grid(images, max_size=1920, max_subplots=16):
+    """Tile a batch column-major into one RGB mosaic (white background), shrunk to fit ``max_size``.
+
+    Args:
+        images: (b, 3, h, w) tensor or array, RGB, 0-1 floats or 0-255; at most ``max_subplots`` are used.
+    Returns:
+        (mosaic (H, W, 3) uint8 contiguous, [(x, y, w, h)] tile of each image in the mosaic, scale applied to the
+        images (1 when not shrunk), line width for drawing).
+    """
     images = to_numpy(images.float() if is_tensor(images) else images).astype(np.float32)
-    targets = np.asarray(to_numpy(targets), dtype=np.float32) if len(targets) else np.zeros((0, 6), np.float32)
     bs, _, h, w = images.shape
     bs = min(bs, max_subplots)
     ns = np.ceil(bs**0.5)
@@ -163,16 +184,18 @@ def plot_images(images, targets, paths=None, fname="images.jpg", names=None, max
     if scale < 1:
         h, w = math.ceil(scale * h), math.ceil(scale * w)
         mosaic = cv2.resize(mosaic, (int(w * ns), int(h * ns)))
-    mosaic = np.ascontiguousarray(mosaic)
     lw = max(round((h + w) * ns * 0.01 / 10), 1)
-    for i in range(bs):
-        x, y = int(w * (i // ns)), int(h * (i % ns))
-        cv2.rectangle(mosaic, (x, y), (x + w - 1, y + h - 1), (255, 255, 255), 2)
-        if paths:
-            cv2.putText(mosaic, Path(paths[i]).name[:40], (x + 5, y + 15), 0, lw / 3, (220, 220, 220), 1, cv2.LINE_AA)
-        _draw_targets(mosaic, targets[targets[:, 0] == i], (x, y, w, h), scale, names, lw)
-    cv2.imwrite(str(fname), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
-    return mosaic
+    tiles = [(int(w * (i // ns)), int(h * (i % ns)), w, h) for i in range(bs)]
+    return np.ascontiguousarray(mosaic), tiles, scale, lw
+
+
+def draw_tile(mosaic, tile, ti, path, names, scale, lw):
+    """One tile of image_grid(): its border, file name and boxes (ti rows [image index, class, xywh(, conf)])."""
+    x, y, w, h = tile
+    cv2.rectangle(mosaic, (x, y), (x + w - 1, y + h - 1), (255, 255, 255), 2)
+    if path:
+        cv2.putText(mosaic, Path(path).name[:40], (x + 5, y + 15), 0, lw / 3, (220, 220, 220), 1, cv2.LINE_AA)
+    _draw_targets(mosaic, ti, tile, scale, names, lw)
 
 
 def _draw_targets(mosaic, ti, tile, scale, names, lw):
