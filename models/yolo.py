@@ -8,7 +8,6 @@ Usage:
 Vocabulary: nc classes, na anchors per level, nl output levels, no outputs per anchor (nc + 5 [+ nm masks]).
 """
 
-import argparse
 import ast
 import contextlib
 import math
@@ -26,6 +25,7 @@ from models.common import (C3, C3SPP, C3TR, SPP, SPPF, Bottleneck, BottleneckCSP
                            Concat, Contract, Conv, CrossConv, DWConv, DWConvTranspose2d, Expand, Focus, GhostBottleneck,
                            GhostConv, MixConv2d, Proto)
 from utils.backend import meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
+from utils import cli  # noqa: E402
 from utils.files import check_yaml  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
 from utils.torch_utils import (count_flops, fuse_conv_and_bn, initialize_weights, model_info, scale_img,  # noqa: E402
@@ -475,16 +475,7 @@ def model_class_for(yaml_dict):
 
 
 def parse_opt(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cfg", type=str, default="yolov5s.yaml", help="model.yaml")
-    parser.add_argument("--batch-size", type=int, default=1, help="total batch size for all GPUs")
-    parser.add_argument("--device", default="", help="cuda device, i.e. 0 or 0,1,2,3 or cpu")
-    parser.add_argument("--profile", action="store_true", help="profile model speed")
-    parser.add_argument("--line-profile", action="store_true", help="profile model speed layer by layer")
-    parser.add_argument("--test", action="store_true", help="test all yolo*.yaml")
-    parser.add_argument("--imgsz", "--img", "--img-size", type=int, default=640, help="input size for --profile")
-    parser.add_argument("--backend", default=None, choices=["oneflow", "torch"], help="deep-learning framework")
-    return parser.parse_args(argv)
+    return cli.parse("models/yolo", argv)
 
 
 def main(opt):

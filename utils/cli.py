@@ -112,6 +112,20 @@ FLAGS = {
     "test": _flag("--test", action="store_true", help="test exports only"),
     "pt_only": _flag("--pt-only", action="store_true", help="test PyTorch only"),
     "hard_fail": _flag("--hard-fail", nargs="?", const=True, default=False, help="Exception on error or < min metric"),
+    "profile": _flag("--profile", action="store_true", help="profile model speed"),
+    "line_profile": _flag("--line-profile", action="store_true", help="profile model speed layer by layer"),
+    "out": _flag("--out", default=None, help="output path"),
+    "coco_ids": _flag("--coco-ids", action="store_true", help="map classes to COCO's 91 category ids"),
+    "n_train": _flag("--n-train", type=int, default=128, help="training images"),
+    "n_val": _flag("--n-val", type=int, default=32, help="validation images"),
+    "fmt": _flag("--format", dest="fmt", default="jpg", choices=["jpg", "png"], help="image file format"),
+    "nproc": _flag("--nproc", type=int, default=1, help="DDP processes for training (the backend's launcher)"),
+    "port": _flag("--port", default=5000, type=int, help="port number"),
+    "host": _flag("--host", default="0.0.0.0", help="address to listen on (127.0.0.1: this machine only)"),
+    "size": _flag("--size", type=int, default=640, help="inference size (pixels)"),
+    "max_mb": _flag("--max-mb", type=float, default=20.0, help="largest accepted request (MB)"),
+    "max_pixels": _flag("--max-pixels", type=int, default=40_000_000,
+                        help="largest accepted image (width x height), checked before the pixels are decoded"),
     "backend": _flag("--backend", default=None, choices=["oneflow", "torch"],
                      help="deep-learning framework (default: $YOLOV5_BACKEND or oneflow)"),
 }
@@ -132,10 +146,12 @@ _PREDICT = ("weights", "source", "data", "imgsz", "conf_thres", "iou_thres", "ma
 _VAL_OVERRIDES = {"weights": {"nargs": "+", "help": "model path(s)"}, "batch_size": {"default": 32, "help": "batch size"},
                   "imgsz": _INFER_SIZE, "conf_thres": {"default": 0.001}, "iou_thres": {"default": 0.6},
                   "max_det": {"default": 300}, "single_cls": {"help": "treat as single-class dataset"}}
+_NOSAVE_OUTPUTS = {"help": "do not save images/videos"}
 _PREDICT_OVERRIDES = {"data": {"help": "(optional) dataset.yaml path"}, "imgsz": _INFER_HW, "name": _SAVE_RESULTS,
+                      "nosave": _NOSAVE_OUTPUTS,
                       "project": {"default": ROOT / "runs/detect", **_SAVE_RESULTS}}
 
-# script -> the flags it takes, in ultralytics v7.0's order ({dest: overrides})
+# script -> the flags it takes, in ultralytics v7.0's order ({dest: overrides}); then this project's own tools
 SCRIPTS = {
     "train": {**dict.fromkeys(_TRAIN_COMMON, {}),
               **dict.fromkeys(("entity", "upload_dataset", "bbox_interval", "artifact_alias"), {})},
@@ -186,9 +202,27 @@ SCRIPTS = {
     "classify/predict": {"weights": {"nargs": "+", "default": ROOT / "yolov5s-cls.pt", "help": "model path(s)"},
                          "source": {}, "data": {"help": "(optional) dataset.yaml path"},
                          "imgsz": {"nargs": "+", "default": [224], "help": "inference size h,w"}, "device": {},
-                         "view_img": {}, "save_txt": {}, "nosave": {}, "augment": {}, "visualize": {}, "update": {},
+                         "view_img": {}, "save_txt": {}, "nosave": _NOSAVE_OUTPUTS, "augment": {}, "visualize": {}, "update": {},
                          "project": {"default": ROOT / "runs/predict-cls", **_SAVE_RESULTS}, "name": _SAVE_RESULTS,
                          "exist_ok": {}, "half": {}, "dnn": {}, "vid_stride": {}},
+    "models/yolo": {"cfg": {"default": "yolov5s.yaml", "help": "model.yaml"},
+                    "batch_size": {"default": 1, "help": "total batch size for all GPUs"}, "device": {},
+                    "profile": {}, "line_profile": {}, "test": {"help": "test all yolo*.yaml"},
+                    "imgsz": {"help": "input size for --profile"}},
+    "utils/coco": {"data": {"default": None, "required": True}, "task": {"help": "split: train, val or test"},
+                   "out": {"default": "", "help": "output JSON (default: <dataset path>/annotations/<task>.json)"},
+                   "coco_ids": {}},
+    "utils/data/synthetic": {"out": {"help": "output folder (default: datasets/synthetic[-seg|-cls])"},
+                             "n_train": {}, "n_val": {}, "imgsz": {"default": 256, "help": "long image side, pixels"},
+                             "seed": {"help": "random seed (same seed, same bytes)"},
+                             "task": {"default": "detect", "choices": ["detect", "segment", "classify"],
+                                      "help": "label format"}, "fmt": {}},
+    "utils/flask_rest_api/restapi": {"port": {}, "host": {}, "model": {"nargs": "+", "default": ["yolov5s"],
+                                                                       "help": "model(s) to run, i.e. --model yolov5n "
+                                                                               "yolov5s"},
+                                     "size": {}, "max_mb": {}, "max_pixels": {}},
+    "utils/demo": {"epochs": {"default": 0, "help": "override the recipe's epochs (data/synthetic.yaml demo:)"},
+                   "nproc": {}},
 }
 
 

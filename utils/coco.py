@@ -12,7 +12,6 @@ Usage (a COCO annotations file for any YOLO dataset, so pycocotools can check it
     python utils/coco.py --data data/synthetic.yaml --task val --out annotations.json
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from utils import cli  # noqa: E402
 from utils.backend import to_numpy  # noqa: E402
 from utils.boxes import xyxy2xywh  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
@@ -131,12 +131,8 @@ def coco_evaluate(anno_json, pred_json, img_ids=None):
 
 
 def parse_opt(argv=None):
-    parser = argparse.ArgumentParser(description="Write a COCO annotations JSON from a YOLO dataset's labels")
-    parser.add_argument("--data", required=True, help="dataset.yaml path")
-    parser.add_argument("--task", default="val", help="split: train, val or test")
-    parser.add_argument("--out", default="", help="output JSON (default: <dataset path>/annotations/<task>.json)")
-    parser.add_argument("--coco-ids", action="store_true", help="map classes to COCO's 91 category ids")
-    return parser.parse_args(argv)
+    """Flags: --data (required), --task (split), --out (JSON path), --coco-ids."""
+    return cli.parse("utils/coco", argv)
 
 
 def main(opt):

@@ -14,7 +14,6 @@ Usage:
     python -m utils.demo --backend torch --epochs 10
 """
 
-import argparse
 import os
 import shlex
 import subprocess
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from utils import cli  # noqa: E402
 from utils.files import increment_path  # noqa: E402
 
 DATA = "synthetic.yaml"
@@ -95,11 +95,9 @@ def main(opt):
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description="Train, validate, detect and export on the built-in synthetic dataset")
-    p.add_argument("--backend", default=os.environ.get("YOLOV5_BACKEND", "oneflow"), choices=["oneflow", "torch"])
-    p.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (data/synthetic.yaml demo:)")
-    p.add_argument("--nproc", type=int, default=1, help="DDP processes for training (launched with the backend's launcher)")
-    return p.parse_args(argv)
+    opt = cli.parse("utils/demo", argv)
+    opt.backend = opt.backend or os.environ.get("YOLOV5_BACKEND", "oneflow")
+    return opt
 
 
 if __name__ == "__main__":

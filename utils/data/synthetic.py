@@ -16,7 +16,6 @@ Usage:
     python -m utils.data.synthetic --task segment      # datasets/synthetic-seg
 """
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+
+from utils import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASS_NAMES = ("rectangle", "ellipse", "triangle", "star", "ring", "cross")
@@ -264,15 +265,7 @@ def make_dataset(out, n_train=64, n_val=16, imgsz=256, seed=0, task="detect", fm
 
 
 def parse_opt(argv=None):
-    parser = argparse.ArgumentParser(description="Write a deterministic synthetic YOLO dataset")
-    parser.add_argument("--out", default=None, help="output folder (default: datasets/synthetic[-seg|-cls])")
-    parser.add_argument("--n-train", type=int, default=128, help="training images")
-    parser.add_argument("--n-val", type=int, default=32, help="validation images")
-    parser.add_argument("--imgsz", type=int, default=256, help="long image side, pixels")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    parser.add_argument("--task", default="detect", choices=list(TASKS), help="label format")
-    parser.add_argument("--format", dest="fmt", default="jpg", choices=["jpg", "png"], help="image file format")
-    return parser.parse_args(argv)
+    return cli.parse("utils/data/synthetic", argv)
 
 
 def main(opt):

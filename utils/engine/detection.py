@@ -365,7 +365,7 @@ class DetectionTrainer(BaseTrainer):
         hyp["obj"] *= (self.imgsz / 640) ** 2 * 3 / nl
         hyp["label_smoothing"] = self.cfg.label_smoothing
         m = de_parallel(self.model)
-        m.nc, m.hyp, m.names = self.nc, hyp, self.names  # hyp on the model: checkpoints carry it, as ultralytics
+        m.nc, m.names = self.nc, self.names
         m.class_weights = from_numpy(labels_to_class_weights(self.dataset.labels, self.nc) * self.nc,
                                      device=self.device)
         self.maps = np.zeros(self.nc)

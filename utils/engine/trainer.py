@@ -77,7 +77,7 @@ class BaseTrainer:
     loss_names = ()  # e.g. ("box_loss", "obj_loss", "cls_loss"): train/<name> and val/<name> columns
     metric_keys = ()  # results.csv metric columns, in the order validate() returns them
     lr_keys = ("x/lr0", "x/lr1", "x/lr2")
-    ema_attrs = ("yaml", "nc", "hyp", "names", "stride", "class_weights")  # copied onto the EMA model each epoch
+    ema_attrs = ("yaml", "nc", "names", "stride", "class_weights")  # copied onto the EMA model each epoch
 
     def __init__(self, cfg, callbacks=None, device=None, dist=None):
         self.cfg = cfg

@@ -13,7 +13,6 @@ Replies:
 GET /v1/object-detection lists the served models.
 """
 
-import argparse
 import io
 import sys
 import threading
@@ -26,9 +25,12 @@ if str(ROOT) not in sys.path:
 from flask import Flask, Response, jsonify, request  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
+from utils import cli  # noqa: E402
+
 DETECTION_URL = "/v1/object-detection/<model>"
-MAX_MB = 20.0  # largest request body
-MAX_PIXELS = 40_000_000  # largest image (width x height), checked before the pixels are decoded
+_LIMITS = cli.defaults("utils/flask_rest_api/restapi")
+MAX_MB = _LIMITS["max_mb"]  # largest request body
+MAX_PIXELS = _LIMITS["max_pixels"]  # largest image (width x height), checked before the pixels are decoded
 
 
 def _error(code, message):
@@ -103,15 +105,7 @@ def load_models(specs):
 
 
 def parse_opt(argv=None):
-    parser = argparse.ArgumentParser(description="Flask API exposing YOLOv5 model")
-    parser.add_argument("--port", default=5000, type=int, help="port number")
-    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (127.0.0.1: this machine only)")
-    parser.add_argument("--model", nargs="+", default=["yolov5s"], help="model(s) to run, i.e. --model yolov5n yolov5s")
-    parser.add_argument("--size", type=int, default=640, help="inference size (pixels)")
-    parser.add_argument("--max-mb", type=float, default=MAX_MB, help="largest accepted request (MB)")
-    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="largest accepted image (width x height)")
-    parser.add_argument("--backend", default=None, choices=["oneflow", "torch"], help="deep-learning framework")
-    return parser.parse_args(argv)
+    return cli.parse("utils/flask_rest_api/restapi", argv)
 
 
 def main(opt):
