@@ -76,8 +76,10 @@ def mask_ious(pred_masks, gt_masks, nl, overlap):
     """
     pred_masks = pred_masks if is_tensor(pred_masks) else from_numpy(pred_masks)
     gt_masks = gt_masks if is_tensor(gt_masks) else from_numpy(gt_masks)
-    gt = split_overlap_mask(gt_masks, nl) if overlap else gt_masks.float()
     h, w = pred_masks.shape[1:]
+    if nl == 0 or pred_masks.shape[0] == 0:
+        return pred_masks.new_zeros((nl, pred_masks.shape[0]))
+    gt = split_overlap_mask(gt_masks, nl) if overlap else gt_masks.float()
     if tuple(gt.shape[1:]) != (h, w):
         gt = (F.interpolate(gt[None], (h, w), mode="bilinear", align_corners=False)[0] > 0.5).float()
     return mask_iou(gt.reshape(gt.shape[0], h * w), pred_masks.float().reshape(pred_masks.shape[0], h * w))
