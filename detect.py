@@ -31,18 +31,11 @@ ROOT = FILE.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from models.experimental import WeightsError  # noqa: E402
 from utils import cli  # noqa: E402
-from utils.checkpoint import CheckpointError  # noqa: E402
-from utils.downloads import DownloadError  # noqa: E402
 from utils.engine.config import PredictConfig  # noqa: E402
 from utils.engine.detection import DetectionPredictor  # noqa: E402
-from utils.engine.predictor import SourceError  # noqa: E402
+from utils.engine.predictor import USER_ERRORS, SourceError  # noqa: E402, F401 (SourceError: detect.SourceError)
 from utils.log import LOGGER  # noqa: E402
-from utils.runtime import UnsupportedFormatError  # noqa: E402
-
-USER_ERRORS = (SourceError, FileNotFoundError, WeightsError, CheckpointError, DownloadError, UnsupportedFormatError,
-               ValueError)
 
 
 def run(**kwargs):

@@ -36,6 +36,7 @@ def main(opt, callbacks=None):
     from utils.engine.detection import DetectionTrainer  # noqa: PLC0415
     from utils.engine.launch import train_main  # noqa: PLC0415
 
+    cli.print_args(vars(opt))
     return train_main(opt, callbacks, DetectionTrainer, DetectTrainConfig)
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from models.common import MixConv2d, Sum  # noqa: F401 (ultralytics import path)
-from models.yolo import ClassificationModel, Detect, DetectionModel, SegmentationModel, load_model_yaml, model_task
+from models.yolo import (ClassificationModel, Detect, DetectionModel, SegmentationModel, load_model_yaml, model_task,
+                         reshape_classifier_output)
 from utils import checkpoint
-from utils.backend import from_numpy, nn, to_numpy, torch
+from utils.backend import from_numpy, nn, to_numpy, torch, vision
 from utils.downloads import attempt_download
 from utils.files import ROOT
 from utils.log import LOGGER
@@ -53,15 +54,21 @@ def load_state_dict(model, state, source="weights"):
 
 
 def model_to_dict(model, half=False):
-    """Our checkpoint form of a model: its YAML, names, stride and a numpy state_dict (plain data only)."""
+    """Our checkpoint form of a model: its YAML, names, stride and a numpy state_dict (plain data only).
+
+    A torchvision / flowvision classifier (``model.vision_name``, set by the classification trainer) has no YAML: its
+    'yaml' entry is {'vision': name, 'nc': classes}, which rebuilds it from the active backend's model zoo.
+    """
     task = model_task(model)
     sd = {}
     for k, v in model.state_dict().items():
         a = to_numpy(v)
         sd[k] = a.astype(np.float16) if half and a.dtype == np.float32 else a
-    return {"task": task, "yaml": model.yaml, "yaml_file": getattr(model, "yaml_file", None),
-            "names": dict(model.names), "nc": int(len(model.names)),
-            "stride": [float(s) for s in to_numpy(model.stride).ravel()], "state_dict": sd}
+    names = dict(model.names)
+    spec = getattr(model, "yaml", None) or {"vision": model.vision_name, "nc": len(names)}
+    stride = to_numpy(model.stride).ravel() if hasattr(model, "stride") else [32.0]
+    return {"task": task, "yaml": spec, "yaml_file": getattr(model, "yaml_file", None), "names": names,
+            "nc": int(len(names)), "stride": [float(s) for s in stride], "state_dict": sd}
 
 
 def _names_dict(names, nc):
@@ -88,7 +95,11 @@ def build_from_record(yaml_dict, task, state, source):
     """Build our model for ``task`` from its YAML and load ``state`` into it."""
     yaml_dict = dict(yaml_dict)
     with _quiet():
-        if task == "classify":
+        if "vision" in yaml_dict:  # a torchvision / flowvision classifier (see model_to_dict)
+            model = reshape_classifier_output(vision.create_model(yaml_dict["vision"], pretrained=False),
+                                              int(yaml_dict["nc"]))
+            model.vision_name, model.names = yaml_dict["vision"], {i: f"class{i}" for i in range(int(yaml_dict["nc"]))}
+        elif task == "classify":
             base = {k: v for k, v in yaml_dict.items() if k not in ("cutoff", "cls_nc")}
             model = ClassificationModel(model=DetectionModel(base), nc=yaml_dict["cls_nc"], cutoff=yaml_dict["cutoff"])
         else:

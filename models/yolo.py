@@ -435,6 +435,55 @@ class ClassificationModel(BaseModel):
             self.yaml_file = model.yaml_file.replace(".yaml", "-cls.yaml")
 
 
+# ---------------------------------------------------------------------------------------------- classifier heads
+# Fitting a classifier's output layer to a dataset's class count (ultralytics' reshape_classifier_output). The last
+# child module of the network (of ``model.model`` for YOLOv5 models) decides what is replaced, and only when its output
+# size differs from ``nc``; a replaced layer is new (freshly initialised), on the CPU:
+#   - a YOLOv5 Classify head: its ``linear`` (and the model's nc / yaml cls_nc, which rebuild it from a checkpoint);
+#   - an nn.Linear (ResNet ``fc``, DenseNet ``classifier``, flowvision ConvNeXt ``head``): the layer itself;
+#   - an nn.Sequential holding an nn.Linear (EfficientNet, MobileNet, ConvNeXt ``classifier``): that Linear;
+#     otherwise one holding an nn.Conv2d (SqueezeNet): that Conv2d, same kernel, stride and bias.
+# One deliberate difference: ultralytics replaces the *first* Linear (or Conv2d) of the Sequential. In heads with
+# several (VGG, AlexNet, MobileNetV3: Linear -> act -> Linear) that breaks the network (the next layer's input no
+# longer matches), so here the *last* one, the output layer, is replaced. Heads with a single one are the same.
+def _last_of_type(seq, cls):
+    """Index of the last module of exactly type ``cls`` in an nn.Sequential, or None."""
+    found = [i for i, m in enumerate(seq) if type(m) is cls]
+    return found[-1] if found else None
+
+
+def reshape_classifier_output(model, nc=1000):
+    """Give ``model`` an output layer of ``nc`` classes if it has another count (in place).
+
+    Args:
+        model: a YOLOv5 ClassificationModel or a torchvision / flowvision classifier.
+        nc: number of classes.
+    Returns:
+        ``model``.
+    """
+    container = model.model if hasattr(model, "model") else model
+    name, m = list(container.named_children())[-1]
+    if isinstance(m, Classify):
+        if m.linear.out_features != nc:
+            m.linear = nn.Linear(m.linear.in_features, nc)
+        if isinstance(getattr(model, "yaml", None), dict):
+            model.nc, model.yaml["cls_nc"] = nc, nc
+    elif isinstance(m, nn.Linear):
+        if m.out_features != nc:
+            setattr(model, name, nn.Linear(m.in_features, nc))
+    elif isinstance(m, nn.Sequential):
+        i = _last_of_type(m, nn.Linear)
+        if i is not None:
+            if m[i].out_features != nc:
+                m[i] = nn.Linear(m[i].in_features, nc)
+        else:
+            i = _last_of_type(m, nn.Conv2d)
+            if i is not None and m[i].out_channels != nc:
+                c = m[i]
+                m[i] = nn.Conv2d(c.in_channels, nc, c.kernel_size, c.stride, bias=c.bias is not None)
+    return model
+
+
 def check_anchor_order(m):
     """Flip the anchor order if mean anchor area does not grow with stride."""
     a = m.anchors.prod(-1).mean(-1).view(-1)
@@ -463,7 +512,7 @@ def model_task(model):
     model = getattr(model, "module", model)
     if isinstance(model, nn.ModuleList) and len(model):
         model = model[0]
-    if isinstance(model, ClassificationModel):
+    if isinstance(model, ClassificationModel) or hasattr(model, "vision_name"):  # YOLOv5 or torchvision classifier
         return "classify"
     return "segment" if isinstance(model, SegmentationModel) else "detect"
 

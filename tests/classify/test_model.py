@@ -4,7 +4,7 @@ import numpy as np
 
 from models.yolo import ClassificationModel
 from utils.backend import from_numpy, nn
-from utils.classify.model import reshape_classifier_output
+from models.yolo import reshape_classifier_output
 from utils.files import ROOT
 
 

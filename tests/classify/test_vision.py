@@ -14,7 +14,7 @@ import pytest
 
 from utils.backend import IS_ONEFLOW, from_numpy, nn
 from utils.backend import vision as V
-from utils.classify.model import reshape_classifier_output
+from models.yolo import reshape_classifier_output
 from utils.downloads import DownloadError
 
 

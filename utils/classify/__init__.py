@@ -4,7 +4,7 @@
 
 Names are imported lazily (as utils.data does), so importing one piece does not pull matplotlib or OpenCV in.
 Module map: dataset (folders, --data names, loader), transforms (eval / albumentations), loss, metrics (accuracy,
-results.csv and printed text), plots (image grid, results.png), model (reshape_classifier_output). The torchvision /
+results.csv and printed text), plots (image grid, results.png). The torchvision /
 flowvision model zoo is utils.backend.vision.
 """
 
@@ -19,7 +19,6 @@ _EXPORTS = {
     "metrics": ("ClassifyMetrics", "results_keys", "results_csv_header", "results_csv_row", "train_header",
                 "train_description", "val_description", "val_result_description", "verbose_lines", "speed_line"),
     "plots": ("imshow_cls", "plot_cls_results"),
-    "model": ("reshape_classifier_output",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -416,7 +416,7 @@ class DetectionTrainer(BaseTrainer):
         return ("%11s" * 2 + "%11.4g" * (2 + len(mloss))) % (f"{epoch}/{self.epochs - 1}", mem, *mloss,
                                                              batch["targets"].shape[0], batch["img"].shape[-1])
 
-    def validate(self, model):
+    def validate(self, model, pbar=None):
         results, self.maps, _ = self.validator(model)
         return results
 

@@ -1,6 +1,6 @@
 """What a training script's main() does before and around the trainer, shared by train.py and segment/train.py.
 
-``train_main(opt, callbacks, trainer_class, config_class)``: resolve the flags (``--resume`` reloads the run's own
+``train_main(opt, callbacks, trainer_class, config_class)``, after the script has echoed its flags: resolve them (``--resume`` reloads the run's own
 opt.yaml; otherwise short file names are found under data/ and models/ and the run folder is numbered), echo them,
 join the DDP job when launched, pick the device, then evolve hyperparameters or train once. The user's Namespace is
 never modified: a resolved copy becomes the typed config the trainer runs on.
@@ -15,7 +15,6 @@ import yaml
 from utils import checkpoint, dist
 from utils.backend import banner, select_device
 from utils.callbacks import Callbacks
-from utils.cli import print_args
 from utils.evolve import evolve
 from utils.files import ROOT, find_file, increment_path
 from utils.log import LOGGER
@@ -45,17 +44,20 @@ def resume_opt(opt):
     return resumed
 
 
-def resolve_opt(opt, evolve_project):
-    """A resolved copy of the flags: file names found, run folder numbered (``evolve_project`` for --evolve)."""
-    if opt.resume and not opt.evolve:
+def resolve_opt(opt, default_project, evolve_project):
+    """A resolved copy of the flags: file names found, run folder numbered (``evolve_project`` for --evolve when the
+    project is the script's default). Scripts without --resume / --hyp / --cfg (classification) skip those steps."""
+    if getattr(opt, "resume", False) and not getattr(opt, "evolve", None):
         return resume_opt(opt)
     opt = argparse.Namespace(**vars(opt))
-    opt.data = find_file(opt.data, ("data",)) if opt.data else opt.data
-    opt.cfg = find_file(opt.cfg, ("models",)) if opt.cfg else opt.cfg
-    opt.hyp = find_file(opt.hyp, ("data",)) if not isinstance(opt.hyp, dict) else opt.hyp
-    opt.weights, opt.project = str(opt.weights), str(opt.project)
-    if opt.evolve:
-        if opt.project == str(ROOT / "runs/train"):
+    if hasattr(opt, "hyp"):  # detection and segmentation: short names of data/model/hyp files
+        opt.data = find_file(opt.data, ("data",)) if opt.data else opt.data
+        opt.cfg = find_file(opt.cfg, ("models",)) if opt.cfg else opt.cfg
+        opt.hyp = find_file(opt.hyp, ("data",)) if not isinstance(opt.hyp, dict) else opt.hyp
+        opt.weights = str(opt.weights)
+    opt.project = str(opt.project)
+    if getattr(opt, "evolve", None):
+        if opt.project == str(default_project):
             opt.project = str(evolve_project)
         opt.exist_ok, opt.resume = opt.resume, False
     opt.save_dir = str(increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok))
@@ -70,18 +72,19 @@ def load_hyp(hyp):
         return yaml.safe_load(f)
 
 
-def train_main(opt, callbacks, trainer_class, config_class, evolve_project=ROOT / "runs/evolve"):
+def train_main(opt, callbacks, trainer_class, config_class, default_project=ROOT / "runs/train",
+               evolve_project=ROOT / "runs/evolve"):
     """A training script's main(): see the module docstring. Returns the final results (or evolve's hyp file)."""
     callbacks = callbacks or Callbacks()
-    opt = resolve_opt(opt, evolve_project)
-    print_args(vars(opt))
+    opt = resolve_opt(opt, default_project, evolve_project)
     LOGGER.debug(banner())
     d = dist.setup(opt, log=LOGGER.info)  # launched: checks, device, process group; else a no-op Dist()
     if opt.batch_size < 1:
         raise ValueError("--batch-size -1 (AutoBatch) needs a CUDA device; pass a positive batch size on the CPU")
     device = d.device if d.ddp else select_device(opt.device, batch_size=opt.batch_size, log=LOGGER.info)
     save_dir = d.broadcast_json(str(opt.save_dir), "run folder name")  # one folder even if ranks raced on exp<n>
-    cfg = config_class.from_opt(opt, save_dir=save_dir, hyp=load_hyp(opt.hyp))
+    extra = {"hyp": load_hyp(opt.hyp)} if hasattr(opt, "hyp") else {}
+    cfg = config_class.from_opt(opt, save_dir=save_dir, **extra)
     if cfg.evolve:
         return evolve(cfg, trainer_class, device, callbacks)
     try:

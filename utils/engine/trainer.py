@@ -15,10 +15,11 @@ end. A task says what differs, through these hooks:
     build_loss(), build_validator()
     preprocess_batch(raw)    the loader's batch -> a dict: 'img' (float 0-1 on the device) + the task's targets
     compute_loss(preds, batch) -> (loss to backpropagate, detached loss items)
-    progress_header(), progress_row(epoch, mem, mloss, batch)
-    validate(model, final=False) -> metric values followed by the validation losses (results.csv order)
+    start_message(), closing_message(), progress_header(), progress_row(epoch, mem, mloss, batch)
+    validate(model, pbar=None) -> the validation values in results.csv order (after the training losses)
     fitness_rows(rows) (fitness of result rows; also for --evolve), lr_values(epoch), plot_batch(batch, ni), plot_metrics(), final_validation()
-and these attributes: loss_names (train/val loss columns), metric_keys, lr_keys, ema_attrs.
+and these attributes: loss_names (train/val loss columns), metric_keys, lr_keys, ema_attrs, csv_width,
+scale_loss_by_world, validate_on_last_batch; result_keys() gives the results.csv columns.
 
 Under DDP (``dist``: a started utils.dist.Dist) every rank trains on its shard with batch/WORLD_SIZE images; rank 0
 alone writes files, logs, validates and keeps the EMA; the other ranks meet it only at collectives (broadcast of the
@@ -47,8 +48,9 @@ from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 
 
-def write_results_csv(file, keys, epoch, values):
-    """Add the row of ``epoch`` to results.csv in ultralytics' layout (right-aligned %20 columns, 'epoch' first).
+def write_results_csv(file, keys, epoch, values, width=20):
+    """Add the row of ``epoch`` to results.csv in ultralytics' layout (right-aligned columns of ``width`` characters,
+    'epoch' first; ultralytics uses 20 for detection and segmentation, 23 for classification).
 
     Rows of this epoch or later (left by a run killed after its CSV row but before its checkpoint, then resumed from
     the previous epoch) and a torn last line are dropped, so the file holds one row per finished epoch. The file is
@@ -64,8 +66,8 @@ def write_results_csv(file, keys, epoch, values):
             return False
 
     rows = [ln for ln in file.read_text().splitlines()[1:] if kept(ln)] if file.exists() else []
-    header = ("%20s," * len(keys) % tuple(keys)).rstrip(",")
-    row = ("%20.5g," * len(keys) % tuple([epoch, *values])).rstrip(",")
+    header = (f"%{width}s," * len(keys) % tuple(keys)).rstrip(",")
+    row = (f"%{width}.5g," * len(keys) % tuple([epoch, *values])).rstrip(",")
     tmp = file.with_name(f".{file.name}.tmp")
     tmp.write_text("\n".join([header, *rows, row]) + "\n")
     os.replace(tmp, file)
@@ -78,6 +80,9 @@ class BaseTrainer:
     metric_keys = ()  # results.csv metric columns, in the order validate() returns them
     lr_keys = ("x/lr0", "x/lr1", "x/lr2")
     ema_attrs = ("yaml", "nc", "names", "stride", "class_weights")  # copied onto the EMA model each epoch
+    csv_width = 20  # results.csv column width
+    scale_loss_by_world = True  # DDP: loss x WORLD_SIZE (a loss summed over the batch, as detection's)
+    validate_on_last_batch = False  # validate inside the epoch's last step (its progress bar shows the results)
 
     def __init__(self, cfg, callbacks=None, device=None, dist=None):
         self.cfg = cfg
@@ -180,10 +185,7 @@ class BaseTrainer:
         self.stopper = EarlyStopping(patience=self.cfg.patience)
         self.t0 = time.time()
         self.callbacks.run("on_train_start")
-        LOGGER.info(f"Image sizes {self.imgsz} train, {self.imgsz} val\n"
-                    f"Using {self.train_loader.num_workers} dataloader workers\n"
-                    f"Logging results to {colorstr('bold', self.save_dir)}\n"
-                    f"Starting training for {self.epochs} epochs...")
+        LOGGER.info(self.start_message())
         epoch = self.start_epoch - 1
         for epoch in range(self.start_epoch, self.epochs):
             self.callbacks.run("on_train_epoch_start")
@@ -219,14 +221,16 @@ class BaseTrainer:
         if hasattr(sampler, "set_epoch"):  # DDP: a new shard permutation every epoch, the same on every rank
             sampler.set_epoch(epoch)
         mloss = np.zeros(len(self.loss_names))
-        LOGGER.info(self.progress_header())
+        self.validated = False
+        if self.progress_header():
+            LOGGER.info(self.progress_header())
         pbar = tqdm(enumerate(self.train_loader), total=self.nb, bar_format=TQDM_BAR_FORMAT, disable=not self.dist.main)
         self.optimizer.zero_grad()
         for i, raw in pbar:
             self.callbacks.run("on_train_batch_start")
             ni = i + self.nb * epoch
             batch = self.preprocess_batch(raw)
-            if ni <= self.nw:
+            if self.nw and ni <= self.nw:  # no warmup when nw is 0
                 self.warmup(ni, epoch)
             with self.dist.waiting("training step (gradient all-reduce)"):
                 loss, loss_items = self.forward_loss(batch)
@@ -240,6 +244,8 @@ class BaseTrainer:
                                batch.get("paths"), list(mloss))
             if self.plots and ni < 3:
                 self.plot_batch(batch, ni)
+            if self.validate_on_last_batch and i == self.nb - 1 and self.dist.main:
+                self.results, self.validated = tuple(self.validate(self.ema.ema, pbar=pbar)), True
             if self.dist.ddp:  # callbacks run on rank 0 only: its stop request must reach every rank
                 self.callbacks.stop_training = self.dist.broadcast_flag(self.callbacks.stop_training)
             if self.callbacks.stop_training:
@@ -255,7 +261,7 @@ class BaseTrainer:
         """
         with autocast(self.amp):
             loss, loss_items = self.compute_loss(self.model(batch["img"]), batch)
-            if self.dist.ddp:
+            if self.dist.ddp and self.scale_loss_by_world:
                 loss = loss * self.dist.world_size
         return loss, loss_items
 
@@ -277,14 +283,14 @@ class BaseTrainer:
         self.callbacks.run("on_train_epoch_end", epoch=epoch)
         self.ema.update_attr(self.model, include=list(self.ema_attrs))
         final_epoch = (epoch + 1 == self.epochs) or self.stopper.possible_stop
-        if not self.cfg.noval or final_epoch:
+        if (not self.cfg.noval or final_epoch) and not self.validated:
             self.results = tuple(self.validate(self.ema.ema))
         fi = self.fitness(self.results)
         stop = self.stopper(epoch=epoch, fitness=fi)
         if fi > self.best_fitness:
             self.best_fitness = fi
         log_vals = list(mloss) + list(self.results) + self.lr_values(epoch)
-        write_results_csv(self.save_dir / "results.csv", self.result_keys(), epoch, log_vals)
+        write_results_csv(self.save_dir / "results.csv", self.result_keys(), epoch, log_vals, self.csv_width)
         self.callbacks.run("on_fit_epoch_end", log_vals, epoch, self.best_fitness, fi)
         if (not self.cfg.nosave) or (final_epoch and not self.cfg.evolve):
             self.save_checkpoint(epoch, fi)
@@ -324,11 +330,20 @@ class BaseTrainer:
             self.final_validation()
         if self.plots:
             self.plot_metrics()
-        LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}")
+        LOGGER.info(self.closing_message())
         self.callbacks.run("on_train_end", self.last, self.best, epoch, self.results)
         return tuple(self.results)
 
     # ---------------------------------------------------------------------------------- hooks with a default
+    def start_message(self):
+        return (f"Image sizes {self.imgsz} train, {self.imgsz} val\n"
+                f"Using {self.train_loader.num_workers} dataloader workers\n"
+                f"Logging results to {colorstr('bold', self.save_dir)}\n"
+                f"Starting training for {self.epochs} epochs...")
+
+    def closing_message(self):
+        return f"Results saved to {colorstr('bold', self.save_dir)}"
+
     def warmup_iters(self, nb):
         return 0
 
@@ -391,7 +406,7 @@ class BaseTrainer:
     def progress_row(self, epoch, mem, mloss, batch):
         raise NotImplementedError
 
-    def validate(self, model):
+    def validate(self, model, pbar=None):
         raise NotImplementedError
 
     @staticmethod

@@ -147,8 +147,7 @@ class Validator:
             self.init_metrics()
             self.callbacks.run("on_val_start")
             loss = None
-            pbar = tqdm(self.dataloader, desc=self.header(), bar_format=TQDM_BAR_FORMAT)
-            for batch_i, raw in enumerate(pbar):
+            for batch_i, raw in enumerate(self.progress_bar()):
                 self.callbacks.run("on_val_batch_start")
                 with self.dt[0]:
                     batch = self.preprocess(raw)
@@ -168,6 +167,13 @@ class Validator:
         n = max(len(self.dataloader), 1)
         losses = (to_numpy(loss) / n).tolist() if loss is not None else [0.0] * self.loss_count
         return (*results, *losses), per_class, self.speeds()
+
+    def progress_bar(self):
+        return self.tqdm(self.dataloader, self.header())
+
+    @staticmethod
+    def tqdm(loader, desc, leave=True):
+        return tqdm(loader, desc=desc, bar_format=TQDM_BAR_FORMAT, leave=leave)
 
     def speeds(self):
         """(pre-process, inference, post-process) milliseconds per image."""
