@@ -30,7 +30,8 @@ def test_mosaic_colours_masks_with_their_class(tmp_path):
     b = plot_images_and_masks(images, targets, per, fname=tmp_path / "b.jpg", overlap=False)
     assert (tmp_path / "a.jpg").is_file() and a.shape == plain.shape == (128, 128, 3)
     np.testing.assert_array_equal(a, b)  # the two mask layouts draw the same
-    # tile 0 is the top-left 64 x 64; mask 0 covers pixels 8..23 of it (its label's text ends at 17): 40% grey + 60% colour of class 1
+    # tile 0 is the top-left 64 x 64; mask 0 covers its pixels 8..23 (the label's text ends at 17):
+    # 40% grey + 60% colour of class 1
     expect = np.round(128 * 0.4 + np.array(colors(1)) * 0.6)
     np.testing.assert_allclose(a[20, 20], expect, atol=1)
     assert (a[60:64, 30:34] == plain[60:64, 30:34]).all()  # away from masks and boxes: untouched

@@ -91,8 +91,8 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
         shuffle = False
     # Under DDP the trainer builds this on rank 0 first (Dist.zero_first), so one rank writes the labels cache.
     dataset = dataset_cls(path, imgsz, batch_size, augment=augment, hyp=hyp, rect=rect, cache_images=cache,
-                          single_cls=single_cls, stride=int(stride), pad=pad, image_weights=image_weights, prefix=prefix,
-                          workers=workers, **(dataset_kwargs or {}))
+                          single_cls=single_cls, stride=int(stride), pad=pad, image_weights=image_weights,
+                          prefix=prefix, workers=workers, **(dataset_kwargs or {}))
     batch_size = min(batch_size, len(dataset))
     sampler, n_procs = None, None
     if rank != -1:  # replicas and rank given explicitly: no process group needed to build it

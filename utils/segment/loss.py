@@ -13,7 +13,6 @@ from utils.backend import F, to_numpy, torch
 from utils.boxes import xywh2xyxy
 from utils.loss import ComputeLoss as DetectionLoss
 from utils.segment.masks import crop_mask
-from utils.torch_utils import de_parallel
 
 ITEM_NAMES = ("box_loss", "seg_loss", "obj_loss", "cls_loss")
 
@@ -36,7 +35,7 @@ class ComputeLoss(DetectionLoss):
     def __init__(self, model, hyp, *, overlap, autobalance=False):
         super().__init__(model, hyp, autobalance=autobalance)
         self.overlap = overlap
-        self.nm = de_parallel(model).model[-1].nm
+        self.nm = getattr(model, "module", model).model[-1].nm  # the Segment head (model or its DDP wrapper)
         self._mask_targets = None  # set by build_targets, read by mask_loss
 
     def __call__(self, preds, targets, masks):
