@@ -75,6 +75,9 @@ def test_box_hit_can_be_a_mask_miss():
     tp_m = process_batch_masks(dets, labels, IOUV, from_numpy(preds), from_numpy(gt), overlap=False)
     assert tp_b[:, 0].tolist() == [True, False] and tp_m[:, 0].tolist() == [False, True]
     assert tp_m.shape == (2, 10) and tp_m[1].all()
+    as_tensor = process_batch_masks(from_numpy(dets), from_numpy(labels), IOUV, from_numpy(preds), from_numpy(gt),
+                                    overlap=False)
+    np.testing.assert_array_equal(to_numpy(as_tensor), tp_m)
 
 
 # -------------------------------------------------------------------------------------------------------------- AP

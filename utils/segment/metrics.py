@@ -92,10 +92,12 @@ def process_batch_masks(detections, labels, iouv, pred_masks, gt_masks, overlap)
         detections: (N, 6+) [x1, y1, x2, y2, conf, class, ...]; labels: (M, 5) [class, x1, y1, x2, y2] (only the
             classes are used); iouv: (T,) thresholds; pred_masks, gt_masks, overlap: as mask_ious().
     Returns:
-        (N, T) bool numpy array.
+        (N, T) bool: a tensor on the detections' device when detections is a tensor (as utils.metrics.process_batch),
+        else a numpy array.
     """
     iou = mask_ious(pred_masks, gt_masks, len(labels), overlap)
-    return match_predictions(detections[:, 5], labels[:, 0], to_numpy(iou), iouv)
+    correct = match_predictions(detections[:, 5], labels[:, 0], to_numpy(iou), iouv)
+    return from_numpy(correct, device=detections.device) if is_tensor(detections) else correct
 
 
 # ------------------------------------------------------------------------------------------------------------ AP
