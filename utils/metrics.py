@@ -19,10 +19,12 @@ def iou_thresholds():
     return to_numpy(torch.linspace(0.5, 0.95, 10))
 
 
-def fitness(x):
-    """Model fitness: 0.1 * mAP@0.5 + 0.9 * mAP@0.5:0.95 of rows [P, R, mAP@0.5, mAP@0.5:0.95, ...]."""
-    w = [0.0, 0.0, 0.1, 0.9]
-    return (np.asarray(x)[:, :4] * w).sum(1)
+def fitness(x, weights=(0.0, 0.0, 0.1, 0.9)):
+    """Model fitness of result rows: 0.1 * mAP@0.5 + 0.9 * mAP@0.5:0.95 of rows [P, R, mAP@0.5, mAP@0.5:0.95, ...].
+
+    Segmentation weighs its box and mask metrics alike: ``weights`` repeated (rows of 8 box-then-mask values)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return (np.asarray(x)[:, :len(w)] * w).sum(1)
 
 
 def smooth(y, f=0.05):

@@ -468,14 +468,19 @@ class DetectionPredictor(Predictor):
                                    max_det=cfg.max_det)
 
     def write_result(self, i, det, frame, im):
-        cfg = self.cfg
         if not len(det):
             return ""
         det[:, :4] = scale_boxes(im.shape[2:], det[:, :4], frame.im0.shape).round()
-        if cfg.save_txt:
+        if self.cfg.save_txt:
             with open(f"{frame.txt_path}.txt", "a") as f:  # one write per image
-                f.write("".join(label_rows(det, frame.im0.shape, cfg.save_conf)))
-        for *xyxy, conf, cls in reversed(to_numpy(det).tolist()):
+                f.write("".join(label_rows(det, frame.im0.shape, self.cfg.save_conf)))
+        self.draw_boxes(det, frame)
+        return describe(det, self.names)
+
+    def draw_boxes(self, det, frame):
+        """Boxes with 'name conf' labels on the image, and --save-crop crops, for (n, 6+) detections in im0 pixels."""
+        cfg = self.cfg
+        for *xyxy, conf, cls in reversed(to_numpy(det[:, :6]).tolist()):
             c = int(cls)
             if self.save_img or cfg.save_crop or self.view_img:
                 label = None if cfg.hide_labels else (self.names[c] if cfg.hide_conf else f"{self.names[c]} {conf:.2f}")
@@ -483,7 +488,6 @@ class DetectionPredictor(Predictor):
             if cfg.save_crop:
                 save_one_box(xyxy, frame.imc, file=self.save_dir / "crops" / self.names[c] / f"{frame.path.stem}.jpg",
                              BGR=True)
-        return describe(det, self.names)
 
 
 def label_rows(det, shape, save_conf):

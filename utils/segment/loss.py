@@ -1,4 +1,4 @@
-"""YOLOv5 segmentation loss (FACTS.md 6.1): the detection loss plus a per-instance mask loss on the prototypes.
+"""YOLOv5 segmentation loss (ultralytics v7.0): the detection loss plus a per-instance mask loss on the prototypes.
 
 Box, objectness and class terms are utils.loss.ComputeLoss's, computed by it on the same maps and the same target
 assignment. The mask term, for every assigned (target, anchor, cell): the predicted mask logits (coefficients @

@@ -10,6 +10,7 @@ Also here: the loss/metric column names of segment/train.py's results.csv and pr
 with RLE masks (val.py --save-json), built on utils/coco.py's detection rows.
 """
 
+import functools
 import json
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from utils.backend import F, from_numpy, is_tensor, to_numpy
 from utils.coco import prediction_rows, yolo_to_coco
 from utils.metrics import ap_per_class, match_predictions
+from utils.metrics import fitness as box_fitness
 from utils.segment.masks import mask_iou, split_overlap_mask
 
 # ------------------------------------------------------------------------------------------------------- columns
@@ -43,10 +45,8 @@ VAL_HEADER = ("%22s" + "%11s" * 10) % VAL_COLUMNS
 VAL_ROW = "%22s" + "%11i" * 2 + "%11.3g" * 8  # (class, images, instances, 8 mean results)
 
 
-def fitness(x):
-    """0.1 * mAP@0.5 + 0.9 * mAP@0.5:0.95 of boxes plus the same of masks, for rows of the 8 mean results."""
-    w = [0.0, 0.0, 0.1, 0.9, 0.0, 0.0, 0.1, 0.9]
-    return (np.asarray(x)[:, :8] * w).sum(1)
+# 0.1 * mAP@0.5 + 0.9 * mAP@0.5:0.95 of boxes plus the same of masks, for rows of the 8 mean results
+fitness = functools.partial(box_fitness, weights=(0.0, 0.0, 0.1, 0.9) * 2)
 
 
 # ------------------------------------------------------------------------------------------------------ matching

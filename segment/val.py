@@ -1,0 +1,69 @@
+"""Validate a YOLOv5 instance-segmentation model: box and mask P, R, mAP50, mAP50-95, on OneFlow or PyTorch.
+
+Usage:
+    python segment/val.py --weights yolov5s-seg.pt --data coco128-seg.yaml --img 640
+    python segment/val.py --weights runs/train-seg/exp/weights/best.pt --data synthetic-seg.yaml --img 128
+    python segment/val.py --weights best.onnx --data synthetic-seg.yaml      # exported: one image at a time
+    python segment/val.py ... --save-json      # COCO JSON with RLE masks, scored by pycocotools (boxes and masks)
+    python segment/val.py --task speed|study ...
+Python:
+    (*box_pr_maps, *mask_pr_maps, *losses), maps, times = segment.val.run(data="coco128-seg.yaml", weights="x.pt")
+"""
+
+import sys
+from pathlib import Path
+
+FILE = Path(__file__).resolve()
+ROOT = FILE.parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from utils import cli  # noqa: E402
+from utils.data.dataset_yaml import DatasetError  # noqa: E402
+from utils.engine.config import ValConfig  # noqa: E402
+from utils.engine.segmentation import SegmentationValidator  # noqa: E402
+from utils.engine.validator import STUDY_SIZES, TASKS, ValidationError, speed_and_study  # noqa: E402
+from utils.files import find_file  # noqa: E402
+from utils.log import LOGGER  # noqa: E402
+
+
+def run(data=None, model=None, dataloader=None, save_dir=None, plots=True, callbacks=None, compute_loss=None,
+        overlap=False, mask_downsample_ratio=1, **kwargs):
+    """Validate once; returns ((box P, R, mAP50, mAP50-95, mask P, R, mAP50, mAP50-95, box/seg/obj/cls losses),
+    per-class maps, (pre-process, inference, NMS) ms per image). ``kwargs`` are segment/val.py's flags; the others
+    are what a trainer passes (as ultralytics' run())."""
+    defaults = {"half": True}  # ultralytics' run() defaults to FP16 (used on CUDA only)
+    opt = cli.options("segment/val", {**defaults, **kwargs, **({"data": data} if data is not None else {})})
+    validator = SegmentationValidator(ValConfig.from_opt(opt), dataloader=dataloader, save_dir=save_dir, plots=plots,
+                                      callbacks=callbacks, compute_loss=compute_loss, overlap=overlap,
+                                      mask_ratio=mask_downsample_ratio)
+    return validator(model)
+
+
+def parse_opt(known=False):
+    opt = cli.parse("segment/val", known=known)
+    opt.data = find_file(opt.data, ("data",))
+    opt.save_txt |= opt.save_hybrid
+    cli.print_args(vars(opt))
+    return opt
+
+
+def main(opt):
+    """Run --task val/train/test once, or the speed / study sweeps over every --weights."""
+    if opt.task not in TASKS:
+        raise SystemExit(f"ERROR: --task {opt.task} not in {TASKS}")
+    try:
+        if opt.task in ("train", "val", "test"):
+            if opt.conf_thres > 0.001:  # https://github.com/ultralytics/yolov5/issues/1466
+                LOGGER.warning(f"WARNING ⚠️ confidence threshold {opt.conf_thres} > 0.001 produces invalid results")
+            if opt.save_hybrid:
+                LOGGER.warning("WARNING ⚠️ --save-hybrid returns high mAP from hybrid labels, not from predictions "
+                               "alone")
+            return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
+        return speed_and_study(opt, run, STUDY_SIZES)
+    except (ValidationError, DatasetError) as e:
+        raise SystemExit(f"ERROR: {e}") from e
+
+
+if __name__ == "__main__":
+    main(parse_opt())
