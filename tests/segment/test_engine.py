@@ -1,0 +1,105 @@
+"""segment/train.py, val.py and predict.py end to end on synthetic polygons (tiny: 64 px, a few images, 1 epoch)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from utils import checkpoint
+from utils.data.synthetic import make_dataset
+
+IMGSZ = 64
+
+
+@pytest.fixture(scope="module")
+def seg_data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("seg") / "ds", n_train=8, n_val=4, imgsz=IMGSZ, seed=3, task="segment")
+
+
+@pytest.fixture(scope="module")
+def trained(seg_data, tmp_path_factory):
+    from segment import train
+
+    project = tmp_path_factory.mktemp("train-seg")
+    train.run(data=str(seg_data), cfg="yolov5n-seg.yaml", weights="", imgsz=IMGSZ, epochs=1, batch_size=4, workers=0,
+              project=str(project), name="exp", noautoanchor=True)
+    return project / "exp"
+
+
+def test_run_folder_and_results_like_ultralytics(trained):
+    for f in ("hyp.yaml", "opt.yaml", "results.csv", "results.png", "labels.jpg", "train_batch0.jpg",
+              "val_batch0_labels.jpg", "val_batch0_pred.jpg", "confusion_matrix.png", "weights/best.pt"):
+        assert (trained / f).is_file(), f
+    df = pd.read_csv(trained / "results.csv")
+    assert [c.strip() for c in df.columns] == [
+        "epoch", "train/box_loss", "train/seg_loss", "train/obj_loss", "train/cls_loss", "metrics/precision(B)",
+        "metrics/recall(B)", "metrics/mAP_0.5(B)", "metrics/mAP_0.5:0.95(B)", "metrics/precision(M)",
+        "metrics/recall(M)", "metrics/mAP_0.5(M)", "metrics/mAP_0.5:0.95(M)", "val/box_loss", "val/seg_loss",
+        "val/obj_loss", "val/cls_loss", "x/lr0", "x/lr1", "x/lr2"]
+    assert len((trained / "results.csv").read_text().splitlines()[0].split(",")[0]) == 23  # GenericLogger's width
+    assert (df.iloc[:, 1:5].values > 0).all() and (df.iloc[:, 13:17].values > 0).all(), "train and val losses"
+    ckpt = checkpoint.read(trained / "weights" / "best.pt")
+    assert ckpt["model"]["task"] == "segment" and ckpt["opt"]["mask_ratio"] == 4 and ckpt["opt"]["no_overlap"] is False
+
+
+def test_val_returns_box_and_mask_metrics_and_writes_json(trained, seg_data, tmp_path):
+    from segment import val
+
+    results, maps, speeds = val.run(data=str(seg_data), weights=str(trained / "weights" / "best.pt"), imgsz=IMGSZ,
+                                    batch_size=4, workers=0, save_json=True, save_txt=True, project=str(tmp_path),
+                                    name="v", conf_thres=0.0, max_det=5)
+    assert len(results) == 12 and all(0 <= x <= 1 for x in results[:8]) and results[8:] == (0.0,) * 4
+    assert len(maps) == 6 and len(speeds) == 3
+    import json
+
+    import cv2
+    rows = json.loads(next((tmp_path / "v").glob("*_predictions.json")).read_text())
+    shapes = {int(p.stem): list(cv2.imread(str(p)).shape[:2]) for p in (seg_data.parent / "images" / "val").glob("*")}
+    assert rows and all(r["segmentation"]["size"] == shapes[r["image_id"]] and r["segmentation"]["counts"]
+                        for r in rows), "RLE masks at each original image's size"
+    assert len(list((tmp_path / "v" / "labels").glob("*.txt"))) == 4
+
+
+def test_predict_draws_masks_and_writes_polygons(trained, seg_data, tmp_path):
+    import cv2
+
+    from segment import predict
+
+    src = seg_data.parent / "images" / "val"
+    for retina in (False, True):
+        save_dir = predict.run(weights=str(trained / "weights" / "best.pt"), source=str(src), imgsz=IMGSZ,
+                               conf_thres=0.0, max_det=3, save_txt=True, save_conf=True, retina_masks=retina,
+                               project=str(tmp_path), name=f"r{int(retina)}")
+        images = sorted(save_dir.glob("*.jpg"))
+        assert len(images) == 4
+        for f in images:
+            a, b = cv2.imread(str(src / f.name)), cv2.imread(str(f))
+            assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() > 0.5  # masks and boxes drawn
+        for f in (save_dir / "labels").glob("*.txt"):
+            for line in f.read_text().splitlines():
+                v = [float(x) for x in line.split()]
+                assert len(v) % 2 == 0 and v[0] in range(6) and 0 <= v[-1] <= 1  # cls, x y pairs, conf
+                assert all(0 <= x <= 1 for x in v[1:-1]), "normalised polygon points"
+
+
+def test_wrong_task_weights_are_refused(trained, seg_data, tmp_path):
+    import val as det_val
+    from segment import val
+    from utils.engine.validator import ValidationError
+
+    with pytest.raises(ValidationError, match="holds a segment model: val.py validates detect models; use "
+                                              "segment/val.py"):
+        det_val.run(data=str(seg_data), weights=str(trained / "weights" / "best.pt"), imgsz=IMGSZ,
+                    project=str(tmp_path))
+    from models.experimental import save_weights
+    from models.yolo import DetectionModel
+    det = save_weights(tmp_path / "det.pt", DetectionModel("yolov5n.yaml", nc=6), half=False)
+    with pytest.raises(ValidationError, match="holds a detect model: segment/val.py validates segment models"):
+        val.run(data=str(seg_data), weights=str(det), imgsz=IMGSZ, project=str(tmp_path))
+
+
+def test_quad_is_refused(seg_data, tmp_path):
+    from segment import train
+
+    with pytest.raises(ValueError, match="--quad is not supported for segmentation"):
+        train.run(data=str(seg_data), cfg="yolov5n-seg.yaml", weights="", imgsz=IMGSZ, epochs=1, batch_size=4,
+                  workers=0, project=str(tmp_path), quad=True, noautoanchor=True)
