@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from utils.backend import Dataset, DistributedSampler, cuda_available, cuda_device_count, data_generator
+from utils.backend import Dataset
 from utils.classify.transforms import classify_albumentations, classify_transforms
-from utils.data.build import _SEED_BASE, PIN_MEMORY, InfiniteDataLoader, num_workers, seed_worker
+from utils.data.build import build_loader
 from utils.data.dataset_yaml import DATASETS_DIR, DatasetError, extract_archive
 from utils.downloads import DownloadError
 from utils.files import ROOT
@@ -179,24 +179,8 @@ def create_classification_dataloader(path, imgsz=224, batch_size=16, augment=Tru
         imgsz) float32 normalised, class indices (b,) int64).
     """
     dataset = ClassificationDataset(path, augment=augment, imgsz=imgsz, cache=cache)
-    batch_size = min(batch_size, len(dataset))
-    sampler, n_procs = None, None
-    if rank != -1:
-        replicas = int(world_size or os.getenv("WORLD_SIZE", 1))
-        sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed)
-        n_procs = max(cuda_device_count(), int(os.getenv("LOCAL_WORLD_SIZE") or replicas))
-    nw = num_workers(batch_size, workers, n_devices=n_procs)
-    seed_value = _SEED_BASE + seed + int(os.getenv("RANK", -1))
-    kwargs = dict(batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                  pin_memory=PIN_MEMORY and cuda_available(), worker_init_fn=seed_worker)
-    try:
-        return InfiniteDataLoader(dataset, num_workers=nw, generator=data_generator(seed_value), **kwargs)
-    except (OSError, RuntimeError) as e:  # e.g. no /dev/shm or process limits: load in this process instead
-        if nw == 0:
-            raise
-        LOGGER.warning(f"WARNING ⚠️ {nw} dataloader worker processes could not start ({e}); "
-                       f"loading data in the main process (workers=0)")
-        return InfiniteDataLoader(dataset, num_workers=0, generator=data_generator(seed_value), **kwargs)
+    return build_loader(dataset, batch_size, rank=rank, workers=workers, shuffle=shuffle, seed=seed,
+                        world_size=world_size)
 
 
 # ------------------------------------------------------------------------------------------------------ --data

@@ -10,7 +10,7 @@ from utils.data.datasets import LoadImagesAndLabels
 from utils.log import LOGGER
 
 PIN_MEMORY = str(os.getenv("PIN_MEMORY", True)).lower() == "true"  # used only where CUDA is present
-_SEED_BASE = 6148914691236517205  # ultralytics' generator offset, kept so shuffles match it for equal seeds
+SEED_BASE = 6148914691236517205  # ultralytics' generator offset, kept so shuffles match it for equal seeds
 
 
 class _RepeatSampler:
@@ -66,6 +66,43 @@ def num_workers(batch_size, workers, n_devices=None):
     return min((os.cpu_count() or 1) // max(nd, 1), batch_size if batch_size > 1 else 0, workers)
 
 
+def build_loader(dataset, batch_size, rank=-1, workers=8, shuffle=False, seed=0, world_size=None, collate_fn=None,
+                 infinite=True, prefix=""):
+    """The loader of any task's dataset, as ultralytics builds it: batch capped at the dataset size, a
+    DistributedSampler under DDP, workers from the CPU count, a seeded generator, worker seeding.
+
+    Args:
+        dataset: the Dataset. batch_size: per-process batch. rank: DDP rank (-1: single process); otherwise a
+            DistributedSampler over ``world_size`` shards (default: $WORLD_SIZE) on this rank.
+        workers: upper bound on worker processes. shuffle, seed: sampling order (``seed`` is added to ultralytics'
+            generator seed, so 0 gives its order on PyTorch). collate_fn: the batch collation (None: default).
+        infinite: an InfiniteDataLoader (workers kept across epochs) rather than a DataLoader.
+    """
+    batch_size = min(batch_size, len(dataset))
+    sampler, n_procs = None, None
+    if rank != -1:  # replicas and rank given explicitly: no process group needed to build it
+        replicas = int(world_size or os.getenv("WORLD_SIZE", 1))
+        sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed)
+        # CPU DDP: each process is a "device" sharing the cores (workers per process = cores / processes)
+        n_procs = max(cuda_device_count(), int(os.getenv("LOCAL_WORLD_SIZE") or replicas))
+    nw = num_workers(batch_size, workers, n_devices=n_procs)
+    loader_cls = InfiniteDataLoader if infinite else DataLoader
+    kwargs = dict(batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                  pin_memory=PIN_MEMORY and cuda_available(),  # pinning needs CUDA (OneFlow aborts without it)
+                  worker_init_fn=seed_worker, generator=data_generator(SEED_BASE + seed + int(os.getenv("RANK", -1))))
+    if collate_fn is not None:
+        kwargs["collate_fn"] = collate_fn
+    try:
+        return loader_cls(dataset, num_workers=nw, **kwargs)
+    except (OSError, RuntimeError) as e:  # e.g. no /dev/shm or process limits: load in this process instead
+        if nw == 0:
+            raise
+        LOGGER.warning(f"{prefix}WARNING ⚠️ {nw} dataloader worker processes could not start ({e}); "
+                       f"loading data in the main process (workers=0)")
+        kwargs["generator"] = data_generator(SEED_BASE + seed + int(os.getenv("RANK", -1)))
+        return loader_cls(dataset, num_workers=0, **kwargs)
+
+
 def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=None, augment=False, cache=False,
                       pad=0.0, rect=False, rank=-1, workers=8, image_weights=False, quad=False, prefix="",
                       shuffle=False, seed=0, world_size=None, dataset_cls=None, dataset_kwargs=None):
@@ -93,27 +130,7 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
     dataset = dataset_cls(path, imgsz, batch_size, augment=augment, hyp=hyp, rect=rect, cache_images=cache,
                           single_cls=single_cls, stride=int(stride), pad=pad, image_weights=image_weights,
                           prefix=prefix, workers=workers, **(dataset_kwargs or {}))
-    batch_size = min(batch_size, len(dataset))
-    sampler, n_procs = None, None
-    if rank != -1:  # replicas and rank given explicitly: no process group needed to build it
-        replicas = int(world_size or os.getenv("WORLD_SIZE", 1))
-        sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed)
-        # CPU DDP: each process is a "device" sharing the cores (workers per process = cores / processes)
-        n_procs = max(cuda_device_count(), int(os.getenv("LOCAL_WORLD_SIZE") or replicas))
-    nw = num_workers(batch_size, workers, n_devices=n_procs)
-    loader_cls = DataLoader if image_weights else InfiniteDataLoader
-    generator = data_generator(_SEED_BASE + seed + int(os.getenv("RANK", -1)))
-    kwargs = dict(batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                  pin_memory=PIN_MEMORY and cuda_available(),  # pinning needs CUDA (OneFlow aborts without it)
-                  collate_fn=dataset_cls.collate_fn4 if quad else dataset_cls.collate_fn,
-                  worker_init_fn=seed_worker, generator=generator)
-    try:
-        loader = loader_cls(dataset, num_workers=nw, **kwargs)
-    except (OSError, RuntimeError) as e:  # e.g. no /dev/shm or process limits: load in this process instead
-        if nw == 0:
-            raise
-        LOGGER.warning(f"{prefix}WARNING ⚠️ {nw} dataloader worker processes could not start ({e}); "
-                       f"loading data in the main process (workers=0)")
-        kwargs["generator"] = data_generator(_SEED_BASE + seed + int(os.getenv("RANK", -1)))
-        loader = loader_cls(dataset, num_workers=0, **kwargs)
+    loader = build_loader(dataset, batch_size, rank=rank, workers=workers, shuffle=shuffle, seed=seed,
+                          world_size=world_size, collate_fn=dataset_cls.collate_fn4 if quad else dataset_cls.collate_fn,
+                          infinite=not image_weights, prefix=prefix)
     return loader, dataset
