@@ -103,3 +103,22 @@ def test_quad_is_refused(seg_data, tmp_path):
     with pytest.raises(ValueError, match="--quad is not supported for segmentation"):
         train.run(data=str(seg_data), cfg="yolov5n-seg.yaml", weights="", imgsz=IMGSZ, epochs=1, batch_size=4,
                   workers=0, project=str(tmp_path), quad=True, noautoanchor=True)
+
+
+def test_fine_tune_from_an_official_layout_seg_checkpoint(seg_data, tmp_path, monkeypatch):
+    """An ultralytics-style yolov5n-seg.pt (80 classes, pickled modules) starts a 6-class training: every tensor but
+    the class-dependent head outputs transfers, as ultralytics' intersect_dicts does."""
+    from models.yolo import SegmentationModel
+    from segment import train
+    from tests.models.test_load import forge_official
+    from utils.log import LOGGER
+
+    official = forge_official(tmp_path / "yolov5n-seg.pt", SegmentationModel("segment/yolov5n-seg.yaml", nc=80))
+    logs = []
+    monkeypatch.setattr(LOGGER, "info", lambda m, *a, **k: logs.append(str(m)))
+    train.run(data=str(seg_data), weights=str(official), imgsz=IMGSZ, epochs=1, batch_size=4, workers=0,
+              project=str(tmp_path), name="ft", noautoanchor=True, noval=True, noplots=True)
+    line = next(m for m in logs if m.startswith("Transferred "))
+    n, total = map(int, line.split()[1].split("/"))
+    assert total - n == 6 and total > 300, line  # weights and biases of the 3 Segment output convs (class count)
+    assert (tmp_path / "ft" / "weights" / "best.pt").is_file()
