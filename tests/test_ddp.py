@@ -452,6 +452,30 @@ def test_two_process_run_and_resume(ddp_data, tmp_path, backend_name):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["segment", "classify"])
+def test_two_process_segment_and_classify(task, tmp_path, backend_name):
+    """segment/train.py and classify/train.py under the real launcher: one run folder, every epoch logged once."""
+    from utils.data.synthetic import make_dataset
+    data = make_dataset(tmp_path / "data", n_train=16, n_val=8, imgsz=64, seed=2, task=task)
+    common = ["--epochs", "2", "--batch", "8", "--workers", "0", "--project", tmp_path / "runs", "--name", "exp",
+              "--device", "cpu"]
+    if task == "segment":
+        args = ["segment/train.py", "--data", data, "--cfg", "yolov5n-seg.yaml", "--weights", "", "--img", "64",
+                "--noautoanchor", "--noplots", *common]
+    else:
+        args = ["classify/train.py", "--model", "yolov5n.yaml", "--pretrained", "False", "--data", data.parent,
+                "--img", "48", *common]
+    rc, out, secs = run_launcher(launch_cmd(backend_name, 2, free_port(), *args), launch_env(backend_name),
+                                 timeout=400)
+    print(f"2-process {backend_name} {task} run: {secs:.1f} s")
+    assert rc == 0, out[-4000:]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["exp"]
+    run = tmp_path / "runs" / "exp"
+    assert len((run / "results.csv").read_text().splitlines()) == 3  # header + 2 epochs, written by rank 0 alone
+    assert sorted(p.name for p in (run / "weights").iterdir()) == ["best.pt", "last.pt"]
+
+
+@pytest.mark.slow
 def test_killed_worker_stops_the_job(ddp_data, tmp_path, backend_name):
     """SIGKILL rank 1 mid-training: the launcher must exit non-zero with a message, not hang."""
     cmd = launch_cmd(backend_name, 2, free_port(), *train_args(ddp_data, tmp_path, epochs=50, batch=4))

@@ -76,13 +76,43 @@ def ddp_wrap(model, device):
     """DistributedDataParallel of ``model`` (parameters broadcast from rank 0; gradients averaged in backward).
 
     OneFlow returns ``model`` itself with hooks attached: never deepcopy it afterwards (one-yolov5#47, OneFlow#9538);
-    de_parallel() gives the bare module on both frameworks.
+    de_parallel() gives the bare module on both frameworks. OneFlow's hook accepts a tensor or a flat list/tuple of
+    tensors only, while a segmentation model trains with ([maps per level], prototypes): a hook before it flattens
+    nested outputs and one after it restores their structure.
     """
     if IS_ONEFLOW:
-        return nn.parallel.DistributedDataParallel(model)
+        spec = []
+        model.register_forward_hook(lambda m, inputs, out: _flatten(out, spec))
+        model = nn.parallel.DistributedDataParallel(model)
+        model.register_forward_hook(lambda m, inputs, out: _unflatten(out, spec))
+        return model
     cuda = str(device).startswith("cuda")
     ids = [torch.device(device).index] if cuda else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None)
+
+
+def _nested(out):
+    return isinstance(out, (list, tuple)) and any(isinstance(x, (list, tuple)) for x in out)
+
+
+def _flatten(out, spec):
+    """Nested lists/tuples of tensors -> a flat tuple; ``spec`` (cleared and refilled) records how to rebuild them."""
+    spec.clear()
+    if not _nested(out):
+        return out
+    spec.append([(type(x), len(x)) if isinstance(x, (list, tuple)) else (None, 1) for x in out])
+    spec.append(type(out))
+    return tuple(t for x in out for t in (x if isinstance(x, (list, tuple)) else [x]))
+
+
+def _unflatten(out, spec):
+    if not spec:
+        return out
+    items, rebuilt, i = list(out), [], 0
+    for kind, n in spec[0]:
+        rebuilt.append(items[i] if kind is None else kind(items[i:i + n]))
+        i += n
+    return spec[1](rebuilt)
 
 
 def is_ddp_wrapped(model):
