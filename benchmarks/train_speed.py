@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 PYTHONS = {"oneflow": ROOT / ".venv/bin/python", "torch": ROOT / ".venv-torch/bin/python"}
 PEER_VENV = Path(os.environ.get("PEER_VENV") or Path(os.environ.get("TMPDIR", "/tmp")) / "ultralytics-ref")
-PHASES = ("data", "forward", "loss", "backward+", "optim+EMA")
+PHASES = ("data", "forward", "loss", "backward+", "optim+EMA", "mask loss")  # mask loss: the segment part of loss
 
 
 class StepClock:
@@ -41,7 +41,7 @@ class StepClock:
 
     def __init__(self, sync=lambda: None):
         self.sync = sync
-        self.totals = {k: 0.0 for k in PHASES}
+        self.totals = {k: 0.0 for k in PHASES}  # "mask loss" is a part of "loss" (not added to the step)
         self.images = 0
         self.batches = 0
         self.t_first = self.t_last = self.t_mark = None
@@ -78,9 +78,34 @@ class StepClock:
                     phases_s=self.totals, **extra)
 
 
+class TimedLoader:
+    """A training loader that tells a StepClock where batches start and end (for trainers without callbacks)."""
+
+    def __init__(self, loader, clock):
+        self.loader, self.clock = loader, clock
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def __iter__(self):
+        previous = None
+        for batch in self.loader:
+            if previous is not None:
+                self.clock.batch_end(None, 0, previous[0])
+            self.clock.batch_start()
+            previous = batch
+            yield batch
+        if previous is not None:
+            self.clock.batch_end(None, 0, previous[0])
+
+
 # ----------------------------------------------------------------------------------------------------- workers
 def _train_opt(opt_ns, args, project):
-    base = dict(data=args.data, cfg="yolov5n.yaml", weights="", imgsz=args.img, epochs=1, batch_size=args.batch,
+    base = dict(data=args.data, cfg="yolov5n-seg.yaml" if args.task == "segment" else "yolov5n.yaml", weights="",
+                imgsz=args.img, epochs=1, batch_size=args.batch,
                 workers=args.workers, project=project, name="speed", exist_ok=True, noplots=True, noval=True,
                 noautoanchor=True, device="cpu")
     for k, v in base.items():
@@ -89,11 +114,15 @@ def _train_opt(opt_ns, args, project):
 
 
 def worker_ours(args, project):
-    """Our train.py on the active backend, with forward/loss/optimizer timed inside the step."""
+    """Our train.py (segment/train.py) on the active backend, with forward/loss/optimizer timed inside the step."""
     import train
+    from segment import train as segment_train
     from utils.backend import NAME, VERSION, to_numpy
     from utils.callbacks import Callbacks
-    from utils.engine import detection as trainer_mod
+    from utils.engine.detection import DetectionTrainer
+    from utils.engine.segmentation import SegmentationTrainer
+
+    script, trainer_class = (segment_train, SegmentationTrainer) if args.task == "segment" else (train, DetectionTrainer)
 
     state = {}
 
@@ -106,7 +135,7 @@ def worker_ours(args, project):
     clock = StepClock(sync)
     callbacks = Callbacks()
     clock.register(callbacks)
-    base_setup = trainer_mod.DetectionTrainer.setup
+    base_setup = trainer_class.setup
 
     def setup(self):
         base_setup(self)
@@ -114,7 +143,7 @@ def worker_ours(args, project):
         loss_fn, step_fn = self.compute_loss, self.optimizer_step
         def wait_all(out):  # every output map: one map being ready says nothing about the other heads
             for t in out if isinstance(out, (list, tuple)) else [out]:
-                to_numpy(t.reshape(-1)[:1])
+                wait_all(t) if isinstance(t, (list, tuple)) else to_numpy(t.reshape(-1)[:1])
 
         self.model.register_forward_hook(lambda m, i, out: clock.phase("forward", lambda: wait_all(out)))
 
@@ -130,11 +159,22 @@ def worker_ours(args, project):
             clock.phase("optim+EMA")
 
         self.compute_loss, self.optimizer_step = timed_loss, timed_step
+        if hasattr(self.loss, "mask_loss"):  # segmentation: time its mask term on its own (part of "loss")
+            mask_fn = self.loss.mask_loss
 
-    trainer_mod.DetectionTrainer.setup = setup
+            def timed_mask(*a, **k):
+                t0 = time.perf_counter()
+                out = mask_fn(*a, **k)
+                to_numpy(out.reshape(-1)[:1])
+                clock.totals["mask loss"] += time.perf_counter() - t0
+                return out
+
+            self.loss.mask_loss = timed_mask
+
+    trainer_class.setup = setup
     sys.argv = sys.argv[:1]  # train.parse_opt reads sys.argv (where '--worker' would pass for '--workers')
-    opt = _train_opt(train.parse_opt(known=True), args, project)
-    train.main(opt, callbacks)
+    opt = _train_opt(script.parse_opt(known=True), args, project)
+    script.main(opt, callbacks)
     return clock.result(framework=f"{NAME} {VERSION}")
 
 
@@ -145,12 +185,23 @@ def worker_ultralytics(args, project):
     # its checkpoints pickle 'models.yolo' names: our package must not shadow them in the reference's process
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
     os.chdir(project if Path(project).is_dir() else tempfile.gettempdir())
-    from yolov5 import train as ref_train
     from yolov5.utils.callbacks import Callbacks
+    if args.task == "segment":
+        from yolov5.segment import train as ref_train
+    else:
+        from yolov5 import train as ref_train
 
     clock = StepClock()
     callbacks = Callbacks()
     clock.register(callbacks)
+    if args.task == "segment":  # its segment/train.py runs no batch callbacks: time the batches at the loader
+        make = ref_train.create_dataloader
+
+        def create_dataloader(*a, **k):
+            loader, dataset = make(*a, **k)
+            return (TimedLoader(loader, clock) if k.get("augment") else loader), dataset
+
+        ref_train.create_dataloader = create_dataloader
     opt = _train_opt(ref_train.parse_opt(known=True), args, project)
     opt.hyp = str(ROOT / "data/hyps/hyp.scratch-low.yaml")
     ref_train.main(opt, callbacks=callbacks)
@@ -179,7 +230,8 @@ def run_one(name, args, work):
     if not Path(python).exists():
         print(f"{name:12s} skipped: {python} not found")
         return None
-    cmd = [str(python), __file__, "--worker", name, "--out", str(out), "--data", args.data, "--img", str(args.img),
+    cmd = [str(python), __file__, "--worker", name, "--out", str(out), "--task", args.task, "--data", args.data,
+           "--img", str(args.img),
            "--batch", str(args.batch), "--workers", str(args.workers), "--project", str(work / name)]
     t = time.time()
     r = subprocess.run(cmd, env=env, cwd=str(ROOT), capture_output=True, text=True)
@@ -193,7 +245,8 @@ def run_one(name, args, work):
 
 def print_table(results, args):
     ref = results.get("ultralytics")
-    print(f"\nyolov5n, 1 epoch, {args.n_train} synthetic images, --img {args.img} --batch {args.batch} "
+    model = "yolov5n-seg" if args.task == "segment" else "yolov5n"
+    print(f"\n{model}, 1 epoch, {args.n_train} synthetic images, --img {args.img} --batch {args.batch} "
           f"--workers {args.workers}, CPU ({os.cpu_count()} cores)")
     head = f"{'backend':12s} {'framework':32s} {'images/s':>9s} {'vs ultra':>9s} " + \
         " ".join(f"{p:>10s}" for p in PHASES) + "   (ms per image)"
@@ -215,6 +268,7 @@ def parse_opt():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backends", nargs="+", default=["oneflow", "torch", "ultralytics"],
                    choices=["oneflow", "torch", "ultralytics"])
+    p.add_argument("--task", default="detect", choices=["detect", "segment"], help="train.py or segment/train.py")
     p.add_argument("--img", type=int, default=256)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--n-train", type=int, default=256, help="synthetic training images (one epoch)")
@@ -237,7 +291,8 @@ def main():
         work = Path(tmp)
         if not args.data:
             from utils.data.synthetic import make_dataset
-            args.data = str(make_dataset(work / "synthetic", n_train=args.n_train, n_val=8, imgsz=args.img, seed=0))
+            args.data = str(make_dataset(work / "synthetic", n_train=args.n_train, n_val=8, imgsz=args.img, seed=0,
+                                         task=args.task))
         results = {}
         for name in args.backends:
             print(f"training one epoch on {name} ...", flush=True)
