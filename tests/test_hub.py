@@ -164,3 +164,23 @@ def test_torch_hub_load_local(hub):
                                 device="cpu")
     r = model(str(hub["images"][0]), size=SIZE)
     assert isinstance(model, real_torch.nn.Module) and len(r.xyxy[0])
+
+
+@pytest.mark.parametrize("task", ["segment", "classify"])
+def test_custom_on_segment_and_classify_weights_warns_and_returns_the_model(task, tmp_path, monkeypatch):
+    """As ultralytics: AutoShape is detection-only; a -seg / -cls file comes back unwrapped, with a warning."""
+    import hubconf
+    from models.experimental import save_weights
+    from models.yolo import ClassificationModel, DetectionModel, SegmentationModel
+    from utils.autoshape import AutoShape
+    from utils.log import LOGGER
+
+    model = (SegmentationModel("segment/yolov5n-seg.yaml", nc=3) if task == "segment" else
+             ClassificationModel(model=DetectionModel("yolov5n.yaml", nc=3), nc=3))
+    w = save_weights(tmp_path / f"{task}.pt", model, half=False)
+    warnings = []
+    monkeypatch.setattr(LOGGER, "warning", lambda m, *a, **k: warnings.append(str(m)))
+    loaded = hubconf.custom(path=str(w), _verbose=False, device="cpu")
+    assert not isinstance(loaded, AutoShape) and loaded.task == task
+    kind = "SegmentationModel" if task == "segment" else "ClassificationModel"
+    assert any(f"YOLOv5 {kind} is not yet AutoShape compatible" in m for m in warnings)
