@@ -122,7 +122,8 @@ def worker_ours(args, project):
     from utils.engine.detection import DetectionTrainer
     from utils.engine.segmentation import SegmentationTrainer
 
-    script, trainer_class = (segment_train, SegmentationTrainer) if args.task == "segment" else (train, DetectionTrainer)
+    segment = args.task == "segment"
+    script, trainer_class = (segment_train, SegmentationTrainer) if segment else (train, DetectionTrainer)
 
     state = {}
 

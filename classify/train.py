@@ -35,7 +35,8 @@ def main(opt, callbacks=None):
     from utils.engine.launch import train_main  # noqa: PLC0415
 
     cli.print_args(vars(opt))
-    return train_main(opt, callbacks, ClassificationTrainer, ClassifyTrainConfig, default_project=ROOT / "runs/train-cls")
+    return train_main(opt, callbacks, ClassificationTrainer, ClassifyTrainConfig,
+                      default_project=ROOT / "runs/train-cls")
 
 
 def run(**kwargs):

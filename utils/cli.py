@@ -58,7 +58,8 @@ FLAGS = {
     "label_smoothing": _flag("--label-smoothing", type=float, default=0.0, help="Label smoothing epsilon"),
     "patience": _flag("--patience", type=int, default=100, help="EarlyStopping patience (epochs without improvement)"),
     "freeze": _flag("--freeze", nargs="+", type=int, default=[0], help="Freeze layers: backbone=10, first3=0 1 2"),
-    "save_period": _flag("--save-period", type=int, default=-1, help="Save checkpoint every x epochs (disabled if < 1)"),
+    "save_period": _flag("--save-period", type=int, default=-1,
+                         help="Save checkpoint every x epochs (disabled if < 1)"),
     "seed": _flag("--seed", type=int, default=0, help="Global training seed"),
     "local_rank": _flag("--local_rank", "--local-rank", type=int, default=-1,
                         help="Automatic DDP Multi-GPU argument, do not modify"),
@@ -107,8 +108,8 @@ FLAGS = {
     "nms": _flag("--nms", action="store_true", help="TF: add NMS to model"),
     "topk_per_class": _flag("--topk-per-class", type=int, default=100, help="TF.js NMS: topk per class to keep"),
     "topk_all": _flag("--topk-all", type=int, default=100, help="TF.js NMS: topk for all classes to keep"),
-    "include": _flag("--include", nargs="+", default=["torchscript"],
-                     help="torchscript, onnx, openvino, engine, coreml, saved_model, pb, tflite, edgetpu, tfjs, paddle"),
+    "include": _flag("--include", nargs="+", default=["torchscript"], help="torchscript, onnx, openvino, engine, "
+                     "coreml, saved_model, pb, tflite, edgetpu, tfjs, paddle"),
     "test": _flag("--test", action="store_true", help="test exports only"),
     "pt_only": _flag("--pt-only", action="store_true", help="test PyTorch only"),
     "hard_fail": _flag("--hard-fail", nargs="?", const=True, default=False, help="Exception on error or < min metric"),
@@ -143,7 +144,8 @@ _VAL = ("data", "weights", "batch_size", "imgsz", "conf_thres", "iou_thres", "ma
 _PREDICT = ("weights", "source", "data", "imgsz", "conf_thres", "iou_thres", "max_det", "device", "view_img",
             "save_txt", "save_conf", "save_crop", "nosave", "classes", "agnostic_nms", "augment", "visualize", "update",
             "project", "name", "exist_ok", "line_thickness", "hide_labels", "hide_conf", "half", "dnn", "vid_stride")
-_VAL_OVERRIDES = {"weights": {"nargs": "+", "help": "model path(s)"}, "batch_size": {"default": 32, "help": "batch size"},
+_VAL_OVERRIDES = {"weights": {"nargs": "+", "help": "model path(s)"},
+                  "batch_size": {"default": 32, "help": "batch size"},
                   "imgsz": _INFER_SIZE, "conf_thres": {"default": 0.001}, "iou_thres": {"default": 0.6},
                   "max_det": {"default": 300}, "single_cls": {"help": "treat as single-class dataset"}}
 _NOSAVE_OUTPUTS = {"help": "do not save images/videos"}
@@ -183,7 +185,8 @@ SCRIPTS = {
                         "project": {"default": ROOT / "runs/predict-seg", **_SAVE_RESULTS}},
     "classify/train": {"model": {}, "data": {"default": "imagenette160",
                                              "help": "cifar10, cifar100, mnist, imagenet, ..."},
-                       "epochs": {"default": 10}, "batch_size": {"default": 64, "help": "total batch size for all GPUs"},
+                       "epochs": {"default": 10},
+                       "batch_size": {"default": 64, "help": "total batch size for all GPUs"},
                        "imgsz": {"default": 224}, "nosave": {},
                        "cache": {"help": "--cache images in \"ram\" (default) or \"disk\""}, "device": {},
                        "workers": {}, "project": {"default": ROOT / "runs/train-cls"}, "name": {}, "exist_ok": {},
@@ -202,7 +205,8 @@ SCRIPTS = {
     "classify/predict": {"weights": {"nargs": "+", "default": ROOT / "yolov5s-cls.pt", "help": "model path(s)"},
                          "source": {}, "data": {"help": "(optional) dataset.yaml path"},
                          "imgsz": {"nargs": "+", "default": [224], "help": "inference size h,w"}, "device": {},
-                         "view_img": {}, "save_txt": {}, "nosave": _NOSAVE_OUTPUTS, "augment": {}, "visualize": {}, "update": {},
+                         "view_img": {}, "save_txt": {}, "nosave": _NOSAVE_OUTPUTS, "augment": {}, "visualize": {},
+                         "update": {},
                          "project": {"default": ROOT / "runs/predict-cls", **_SAVE_RESULTS}, "name": _SAVE_RESULTS,
                          "exist_ok": {}, "half": {}, "dnn": {}, "vid_stride": {}},
     "models/yolo": {"cfg": {"default": "yolov5s.yaml", "help": "model.yaml"},
@@ -239,7 +243,7 @@ def parser(script):
 
 
 def parse(script, argv=None, known=False):
-    """Parse ``argv`` (default sys.argv[1:]) for ``script``; ``known`` ignores unknown flags (ultralytics' known=True)."""
+    """Parse ``argv`` (default sys.argv[1:]) for ``script``; ``known`` ignores unknown flags (as known=True does)."""
     p = parser(script)
     return p.parse_known_args(argv)[0] if known else p.parse_args(argv)
 

@@ -28,7 +28,8 @@ def test_run_folder_like_ultralytics(trained):
                                                "metrics/accuracy_top5", "lr/0"]
     header = (trained / "results.csv").read_text().splitlines()[0]
     assert header.startswith(" " * 18 + "epoch,"), "23-character columns, as ultralytics' classification logger"
-    assert list(df["epoch"]) == [0, 1] and ((df["metrics/accuracy_top1"] >= 0) & (df["metrics/accuracy_top1"] <= 1)).all()
+    top1 = df["metrics/accuracy_top1"]
+    assert list(df["epoch"]) == [0, 1] and ((top1 >= 0) & (top1 <= 1)).all()
     np.testing.assert_allclose(df["lr/0"], [0.001 * (1 - 1 / 2 * 0.99), 0.001 * 0.01], rtol=1e-4)  # next epoch's lr
 
 

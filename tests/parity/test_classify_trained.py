@@ -37,8 +37,9 @@ if cmd == "train":  # a detection checkpoint of the reference's own, cut by clas
     torch.save({"model": DetectionModel(str(sys.argv[5]), nc=80), "epoch": -1}, out / "det.pt")
     import yolov5.classify.train as t
     opt = t.parse_opt(True)
-    for k, v in dict(model=str(out / "det.pt"), pretrained="False", data=str(data), imgsz=imgsz, epochs=int(sys.argv[6]),
-                     batch_size=8, workers=0, project=str(out), name="ref", exist_ok=True).items():
+    for k, v in dict(model=str(out / "det.pt"), pretrained="False", data=str(data), imgsz=imgsz,
+                     epochs=int(sys.argv[6]), batch_size=8, workers=0, project=str(out), name="ref",
+                     exist_ok=True).items():
         setattr(opt, k, v)
     t.main(opt)
 else:

@@ -11,7 +11,6 @@ Set SEG_PARITY_WEIGHTS / SEG_PARITY_DATA to score an existing (better trained) u
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -125,7 +124,8 @@ def test_val_and_predict_match_ultralytics_on_its_model(reference_python, other_
     images = Path(data).parent / "images" / "val"
     shapes = {p.stem: cv2.imread(str(p)).shape[:2] for p in images.glob("*.jpg")}
     _reference(reference_python, "predict", "--weights", weights, "--source", images, "--img", IMGSZ, "--save-txt",
-               "--save-conf", "--conf-thres", CONF, "--max-det", MAX_DET, "--project", tmp_path, "--name", "refpred", "--nosave",
+               "--save-conf", "--conf-thres", CONF, "--max-det", MAX_DET, "--project", tmp_path, "--name", "refpred",
+               "--nosave",
                cwd=tmp_path)
     save_dir = predict.run(weights=str(weights), source=str(images), imgsz=IMGSZ, save_txt=True, save_conf=True,
                            conf_thres=CONF, max_det=MAX_DET, nosave=True, project=str(tmp_path), name="ourpred")

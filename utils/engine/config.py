@@ -91,7 +91,8 @@ class DetectTrainConfig(TrainConfig):
     """Detection training (train.py).
 
     Attributes:
-        weights: initial weights ('' from scratch). cfg: model YAML (needed from scratch; with weights: rebuild from it).
+        weights: initial weights ('' from scratch). cfg: model YAML (needed from scratch; with weights: rebuilt
+            from it).
         hyp: the hyperparameters as in the hyp YAML (unscaled).
         rect, quad, multi_scale, image_weights, single_cls: ultralytics' data options.
         noautoanchor: skip AutoAnchor. cos_lr: cosine schedule. freeze: [n] freezes layers 0..n-1, a longer list those

@@ -410,7 +410,8 @@ class DetectionTrainer(BaseTrainer):
         return (loss * 4.0 if self.cfg.quad else loss), items
 
     def progress_header(self):
-        return ("\n" + "%11s" * (4 + len(self.loss_names))) % ("Epoch", "GPU_mem", *self.loss_names, "Instances", "Size")
+        columns = ("Epoch", "GPU_mem", *self.loss_names, "Instances", "Size")
+        return ("\n" + "%11s" * len(columns)) % columns
 
     def progress_row(self, epoch, mem, mloss, batch):
         return ("%11s" * 2 + "%11.4g" * (2 + len(mloss))) % (f"{epoch}/{self.epochs - 1}", mem, *mloss,

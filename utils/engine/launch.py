@@ -1,6 +1,7 @@
 """What a training script's main() does before and around the trainer, shared by train.py and segment/train.py.
 
-``train_main(opt, callbacks, trainer_class, config_class)``, after the script has echoed its flags: resolve them (``--resume`` reloads the run's own
+``train_main(opt, callbacks, trainer_class, config_class)``, after the script has echoed its flags: resolve them
+(``--resume`` reloads the run's own
 opt.yaml; otherwise short file names are found under data/ and models/ and the run folder is numbered), echo them,
 join the DDP job when launched, pick the device, then evolve hyperparameters or train once. The user's Namespace is
 never modified: a resolved copy becomes the typed config the trainer runs on.

@@ -17,7 +17,8 @@ end. A task says what differs, through these hooks:
     compute_loss(preds, batch) -> (loss to backpropagate, detached loss items)
     start_message(), closing_message(), progress_header(), progress_row(epoch, mem, mloss, batch)
     validate(model, pbar=None) -> the validation values in results.csv order (after the training losses)
-    fitness_rows(rows) (fitness of result rows; also for --evolve), lr_values(epoch), plot_batch(batch, ni), plot_metrics(), final_validation()
+    fitness_rows(rows) (fitness of result rows; also for --evolve), lr_values(epoch), plot_batch(batch, ni),
+    plot_metrics(), final_validation()
 and these attributes: loss_names (train/val loss columns), metric_keys, lr_keys, ema_attrs, csv_width,
 scale_loss_by_world, validate_on_last_batch; result_keys() gives the results.csv columns.
 
@@ -209,7 +210,8 @@ class BaseTrainer:
         xi = [0, self.nw]
         self.accumulate = max(1, np.interp(ni, xi, [1, self.nbs / self.batch_size]).round())
         for j, g in enumerate(self.optimizer.param_groups):
-            g["lr"] = np.interp(ni, xi, [self.hyp["warmup_bias_lr"] if j == 0 else 0.0, g["initial_lr"] * self.lf(epoch)])
+            start = self.hyp["warmup_bias_lr"] if j == 0 else 0.0  # biases fall from warmup_bias_lr, others rise
+            g["lr"] = np.interp(ni, xi, [start, g["initial_lr"] * self.lf(epoch)])
             if "momentum" in g:
                 g["momentum"] = np.interp(ni, xi, [self.hyp["warmup_momentum"], self.hyp["momentum"]])
 
