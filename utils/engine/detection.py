@@ -282,6 +282,9 @@ class DetectionTrainer(BaseTrainer):
     model_class = DetectionModel
     validator_class = DetectionValidator
     val_script = "val"
+    # ultralytics sets scheduler.last_epoch = start_epoch - 1 after LambdaLR's constructor has already stepped once, so
+    # after warmup epoch e trains at lf(e - 1) (the warmup itself ramps to lf(e)); its classification does not do this
+    scheduler_lag = 1
 
     def load_data(self):
         cfg = self.cfg

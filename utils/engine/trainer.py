@@ -84,6 +84,7 @@ class BaseTrainer:
     csv_width = 20  # results.csv column width
     scale_loss_by_world = True  # DDP: loss x WORLD_SIZE (a loss summed over the batch, as detection's)
     validate_on_last_batch = False  # validate inside the epoch's last step (its progress bar shows the results)
+    scheduler_lag = 0  # epochs the schedule runs behind (ultralytics' detection and segmentation: 1, see there)
 
     def __init__(self, cfg, callbacks=None, device=None, dist=None):
         self.cfg = cfg
@@ -201,9 +202,9 @@ class BaseTrainer:
         return self.finish(epoch) if self.dist.main else tuple(self.results)
 
     def set_epoch_lr(self, epoch):
-        """LambdaLR-equivalent: lr = initial_lr * lf(epoch) for every group, set at the start of each epoch."""
+        """LambdaLR-equivalent: lr = initial_lr * lf(epoch - scheduler_lag) for every group, at each epoch start."""
         for g in self.optimizer.param_groups:
-            g["lr"] = g["initial_lr"] * self.lf(epoch)
+            g["lr"] = g["initial_lr"] * self.lf(max(epoch - self.scheduler_lag, 0))
 
     def warmup(self, ni, epoch):
         """Linear warmup of lr (bias group from warmup_bias_lr), momentum and accumulation over the first nw steps."""
