@@ -122,3 +122,25 @@ def test_fine_tune_from_an_official_layout_seg_checkpoint(seg_data, tmp_path, mo
     n, total = map(int, line.split()[1].split("/"))
     assert total - n == 6 and total > 300, line  # weights and biases of the 3 Segment output convs (class count)
     assert (tmp_path / "ft" / "weights" / "best.pt").is_file()
+
+
+def test_onnx_export_runs_in_segment_val_and_predict(trained, seg_data, tmp_path):
+    """export.py on a -seg model writes output0 (detections) and output1 (prototypes); segment/val.py and
+    segment/predict.py run on the .onnx and give the .pt's numbers."""
+    import onnx
+
+    import export
+    from segment import predict, val
+
+    w = tmp_path / "best.pt"
+    w.write_bytes((trained / "weights" / "best.pt").read_bytes())
+    f = export.run(weights=str(w), include=["onnx"], imgsz=[IMGSZ, IMGSZ])[-1]
+    assert [o.name for o in onnx.load(f).graph.output] == ["output0", "output1"]
+    kw = dict(data=str(seg_data), imgsz=IMGSZ, batch_size=1, workers=0, conf_thres=0.0, max_det=5, plots=False,
+              project=str(tmp_path))
+    r_onnx = val.run(weights=f, name="onnx", **kw)[0]
+    r_pt = val.run(weights=str(w), name="pt", **kw)[0]
+    np.testing.assert_allclose(r_onnx[:8], r_pt[:8], atol=0.02)  # square (export) vs rect (.pt) letterboxing
+    save_dir = predict.run(weights=f, source=str(seg_data.parent / "images" / "val"), imgsz=IMGSZ, conf_thres=0.0,
+                           max_det=2, save_txt=True, project=str(tmp_path), name="pred")
+    assert len(list(save_dir.glob("*.jpg"))) == 4 and len(list((save_dir / "labels").glob("*.txt"))) == 4
