@@ -5,12 +5,14 @@ classify/val.py and writes the softmax of every validation image as its classify
 give its top-1 / top-5 within 0.005 (the issue's bar) on both backends and the same probabilities within 1e-3, so the
 same top-1 class on at least 99 % of the images.
 
-Set CLS_PARITY_WEIGHTS / CLS_PARITY_DATA to score an existing (better trained) ultralytics classifier instead.
+Set CLS_PARITY_WEIGHTS / CLS_PARITY_DATA (and CLS_PARITY_IMGSZ) to score an existing (better trained) ultralytics
+classifier instead.
 """
 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, other_env, reference_env
 
 pytestmark = [pytest.mark.reference, pytest.mark.slow]
-IMGSZ = 64
+IMGSZ = int(os.environ.get("CLS_PARITY_IMGSZ", 64))  # with CLS_PARITY_WEIGHTS: the size it was trained at
 
 REFERENCE = r"""
 import json, sys
@@ -108,7 +110,6 @@ def test_val_and_predict_match_ultralytics_on_its_classifier(reference_python, o
     assert (tmp_path / "ref" / "results.csv").is_file() or os.environ.get("CLS_PARITY_WEIGHTS")
     ref = json.loads(_reference(reference_python, "val", data, tmp_path, IMGSZ, weights,
                                 cwd=tmp_path).strip().splitlines()[-1])
-    import sys
     results = {NAME: _ours(sys.executable, NAME, data, weights, tmp_path / "ours"),
                other_backend[0]: _ours(other_backend[1], other_backend[0], data, weights, tmp_path / "other")}
     names = sorted(ref["probs"])
@@ -121,3 +122,20 @@ def test_val_and_predict_match_ultralytics_on_its_classifier(reference_python, o
         assert np.abs(p - p_ref).max() <= 1e-3, backend
         assert (p.argmax(1) == p_ref.argmax(1)).mean() >= 0.99, backend
     assert 0.3 < ref["top1"] < 1.0, "the briefly trained classifier should be neither random nor perfect"
+
+    # the scripts themselves: classify/predict.py --save-txt, first line (top-1 'prob name') per image
+    from classify import predict
+    source = str(data / "val" / "*" / "*.jpg")
+    ref_out = tmp_path / "refpred"
+    r = subprocess.run([reference_python, "-m", "yolov5.classify.predict", "--weights", str(weights), "--source",
+                        source, "--img", str(IMGSZ), "--save-txt", "--nosave", "--project", str(tmp_path), "--name",
+                        "refpred"], env=reference_env(), cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ours = predict.run(weights=str(weights), source=source, imgsz=IMGSZ, save_txt=True, nosave=True,
+                       project=str(tmp_path), name="ourpred")
+    top1 = {d: {f.stem: f.read_text().splitlines()[0].split()[1] for f in (d / "labels").glob("*.txt")}
+            for d in (ref_out, ours)}
+    assert len(top1[ref_out]) == len(names) and top1[ref_out].keys() == top1[ours].keys()
+    same = np.mean([top1[ref_out][k] == top1[ours][k] for k in top1[ours]])
+    print(f"classify/predict.py: same top-1 class as ultralytics on {same:.1%} of {len(names)} images")
+    assert same >= 0.99
