@@ -121,7 +121,8 @@ def test_val_and_predict_match_ultralytics_on_its_model(reference_python, other_
         for i in (2, 3, 6, 7):
             assert abs(got[i] - ref[i]) <= 0.005, (backend, i)
 
-    images = Path(data).parent / "images" / "val"
+    from utils.data.dataset_yaml import check_dataset
+    images = Path(check_dataset(str(data))["val"])
     shapes = {p.stem: cv2.imread(str(p)).shape[:2] for p in images.glob("*.jpg")}
     _reference(reference_python, "predict", "--weights", weights, "--source", images, "--img", IMGSZ, "--save-txt",
                "--save-conf", "--conf-thres", CONF, "--max-det", MAX_DET, "--project", tmp_path, "--name", "refpred",
