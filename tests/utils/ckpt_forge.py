@@ -27,7 +27,6 @@ import pickle
 
 import numpy as np
 
-from utils import checkpoint
 from utils.checkpoint import writer as checkpoint_writer
 from utils.checkpoint.writer import _Global
 
