@@ -158,21 +158,32 @@ def test_nms_matches_greedy_definition(seed):
     wh = rng.uniform(5, 40, (200, 2))
     boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
     scores = rng.permutation(200).astype(np.float32) / 200  # distinct scores: one right answer
-    keep = backend.nms(backend.from_numpy(boxes), backend.from_numpy(scores), 0.45)
     expected = _greedy_nms_reference(boxes.tolist(), scores.tolist(), 0.45)
-    assert backend.to_numpy(keep).tolist() == expected
-    capped = backend.nms(backend.from_numpy(boxes), backend.from_numpy(scores), 0.45, max_keep=5)
-    assert backend.to_numpy(capped).tolist() == expected[:5]
+    assert _host_nms(boxes, scores, 0.45) == expected
+    assert _host_nms(boxes, scores, 0.45, max_keep=5) == expected[:5]
+    for block in (1, 7, 500):  # box by box, blocks, all at once: the same greedy answer
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr("utils.nms.BLOCK", block)
+            assert _host_nms(boxes, scores, 0.45) == expected
+
+
+def _host_nms(boxes, scores, iou_thres, max_keep=10**6):
+    """utils.nms's host greedy NMS on unsorted boxes -> kept indices into them, by score."""
+    from utils.nms import greedy_nms
+    order = np.argsort(-scores, kind="stable")
+    return order[greedy_nms(boxes[order], np.zeros(len(boxes)), iou_thres, max_keep)].tolist()
 
 
 def test_nms_hand_made_case():
-    boxes = backend.from_numpy(np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9]], np.float32))
-    scores = backend.from_numpy(np.array([0.9, 0.8, 0.7, 0.95], np.float32))
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.95], np.float32)
     # box 3 (0.95) wins; box 0 overlaps it with IoU 0.9 -> gone; box 1 vs box 3: IoU 72/118 = 0.61 -> gone
-    assert backend.to_numpy(backend.nms(boxes, scores, 0.5)).tolist() == [3, 2]
-    assert backend.to_numpy(backend.nms(boxes, scores, 0.95)).tolist() == [3, 0, 1, 2]
-    empty = backend.nms(backend.from_numpy(np.zeros((0, 4), np.float32)), backend.from_numpy(np.zeros(0, np.float32)), 0.5)
-    assert tuple(empty.shape) == (0,)
+    assert _host_nms(boxes, scores, 0.5) == [3, 2]
+    assert _host_nms(boxes, scores, 0.95) == [3, 0, 1, 2]
+    assert _host_nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.5) == []
+    if not backend.native_nms_available("cpu"):  # CPU: no kernel is offered (the host path is used instead)
+        with pytest.raises(RuntimeError, match="no NMS kernel"):
+            backend.nms(backend.from_numpy(boxes), backend.from_numpy(scores), 0.5)
 
 
 def test_grad_scaler_and_autocast_shims():

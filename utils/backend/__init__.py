@@ -154,7 +154,7 @@ def cuda_device_count():
 
 
 def cuda_synchronize():
-    if cuda_available() and not _oneflow_ddp():  # oneflow.cuda.synchronize() can hang under DDP (see utils.backend.distributed)
+    if cuda_available() and not _oneflow_ddp():  # oneflow.cuda.synchronize() can hang under DDP (see distributed.py)
         torch.cuda.synchronize()
 
 
@@ -274,24 +274,25 @@ def is_tensor(x):
 
 
 def nms(boxes, scores, iou_thres, max_keep=None):
-    """Greedy non-maximum suppression; indices of kept boxes in descending score order.
+    """The framework's greedy NMS kernel: indices of kept boxes in descending score order (at most ``max_keep``).
 
-    Uses the framework's kernel where one exists for the device (torchvision on PyTorch, oneflow.nms on CUDA only),
-    else an exact greedy NMS of our own. Because greedy NMS keeps boxes in score order, the first ``max_keep`` kept
-    boxes are final: the search stops there, which bounds the work by max_det instead of by the candidate count.
+    torchvision.ops.nms on PyTorch, oneflow.nms on OneFlow; CUDA devices only (OneFlow has no CPU kernel, and the
+    host path of utils.nms is faster than a round trip through torchvision's CPU one for our batch shapes).
+    Raises RuntimeError where native_nms_available(device) is False.
 
     Args:
-        boxes: (n, 4) xyxy tensor; scores: (n,) tensor; iou_thres: suppress IoU > iou_thres;
-        max_keep: optional cap on the number of indices returned.
-    Returns:
-        int64 tensor of indices into boxes, on boxes' device.
+        boxes: (n, 4) xyxy tensor; scores: (n,) tensor; iou_thres: suppress IoU > iou_thres.
     """
     native = _native_nms(boxes.device)
-    if native is not None:
-        keep = native(boxes, scores, iou_thres)
-        return keep[:max_keep] if max_keep else keep
-    keep = _nms_numpy(to_numpy(boxes).astype(np.float32), to_numpy(scores).astype(np.float32), iou_thres, max_keep)
-    return torch.from_numpy(keep).to(boxes.device)
+    if native is None:
+        raise RuntimeError(f"no NMS kernel for {boxes.device} on {NAME}: use utils.nms (host NMS)")
+    keep = native(boxes, scores, iou_thres)
+    return keep[:max_keep] if max_keep else keep
+
+
+def native_nms_available(device):
+    """True where the framework has an NMS kernel for ``device`` (CUDA)."""
+    return _native_nms(device) is not None
 
 
 def _native_nms(device):
@@ -304,28 +305,11 @@ def _native_nms(device):
     return None
 
 
-def _nms_numpy(boxes, scores, iou_thres, max_keep=None):
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[order].T
-    areas = (x2 - x1).clip(0) * (y2 - y1).clip(0)
-    alive = np.arange(len(order))
-    keep = []
-    while alive.size and (max_keep is None or len(keep) < max_keep):
-        i, rest = alive[0], alive[1:]
-        keep.append(order[i])
-        iw = (np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])).clip(0)
-        ih = (np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])).clip(0)
-        inter = iw * ih
-        iou = inter / (areas[i] + areas[rest] - inter + 1e-12)
-        alive = rest[iou <= iou_thres]
-    return np.asarray(keep, dtype=np.int64)
-
-
 def _oneflow_ddp():
     return IS_ONEFLOW and torch.env.get_world_size() > 1
 
 
-# ------------------------------------------------------------------------------------------------------- mixed precision
+# ------------------------------------------------------------------------------------------------------ mixed precision
 def amp_supported(device):
     """Eager AMP training is offered by PyTorch on CUDA only; OneFlow's eager GradScaler differs, so we refuse it."""
     return (not IS_ONEFLOW) and str(device).startswith("cuda")
