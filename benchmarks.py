@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 
 import export  # noqa: E402
 import val  # noqa: E402
-from utils import cli  # noqa: E402
+from utils import cli, errors  # noqa: E402
 from utils.backend import NAME, VERSION, select_device  # noqa: E402
 from utils.export import export_formats, file_size, unavailable  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
@@ -30,6 +30,10 @@ from utils.log import LOGGER  # noqa: E402
 
 class Unavailable(Exception):
     """A format that cannot run here; tolerated by --hard-fail (as ultralytics' AssertionErrors are)."""
+
+
+class BenchmarkError(errors.UserError, RuntimeError):
+    """--hard-fail: a format failed or scored below the floor (a result to act on, not a bug)."""
 
 
 def _check_format(arg, cpu, gpu, device):
@@ -68,8 +72,10 @@ def run(project=ROOT / "runs/val", **kwargs):
                                             device=dev, task="speed", half=half, project=project)
                 rows.append([name, round(file_size(w), 1), round(results[3], 4), round(times[1], 2)])
         except Exception as e:
+            if arg == "-" and errors.is_user_error(e):  # the --weights themselves are unusable: no row can work
+                raise
             if hard_fail and not isinstance(e, Unavailable):
-                raise RuntimeError(f"Benchmark --hard-fail for {name}: {e}") from e
+                raise BenchmarkError(f"Benchmark --hard-fail for {name}: {e}") from e
             LOGGER.warning(f"WARNING ⚠️ Benchmark failure for {name}: {e}")
             rows.append([name, "❌"] if test else [name, None, None, None])
         if opt.pt_only and i == 0:
@@ -83,7 +89,7 @@ def run(project=ROOT / "runs/val", **kwargs):
         floor = float(hard_fail)
         low = [f"{r[0]} {r[2]}" for r in rows if r[2] is not None and not r[2] > floor]
         if low:
-            raise RuntimeError(f"HARD FAIL: mAP50-95 < floor {floor}: {', '.join(low)}")
+            raise BenchmarkError(f"HARD FAIL: mAP50-95 < floor {floor}: {', '.join(low)}")
     return table
 
 
@@ -94,12 +100,9 @@ def parse_opt(argv=None):
 
 
 def main(opt):
-    try:
-        return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
-    except RuntimeError as e:
-        LOGGER.error(f"ERROR: {e}")
-        sys.exit(1)
+    return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
+        main(parse_opt())

@@ -31,11 +31,10 @@ ROOT = FILE.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from utils import cli  # noqa: E402
+from utils import cli, errors  # noqa: E402
 from utils.engine.config import PredictConfig  # noqa: E402
 from utils.engine.detection import DetectionPredictor  # noqa: E402
-from utils.engine.predictor import USER_ERRORS, SourceError  # noqa: E402, F401 (SourceError: detect.SourceError)
-from utils.log import LOGGER  # noqa: E402
+from utils.engine.predictor import SourceError  # noqa: E402, F401 (detect.SourceError, as before)
 
 
 def run(**kwargs):
@@ -55,8 +54,5 @@ def main(opt):
 
 
 if __name__ == "__main__":
-    try:
+    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
         main(parse_opt())
-    except USER_ERRORS as e:
-        LOGGER.error(f"ERROR: {e}")
-        sys.exit(1)

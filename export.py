@@ -27,9 +27,8 @@ ROOT = FILE.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from utils import cli  # noqa: E402
-from utils.export import ExportError, export  # noqa: E402
-from utils.log import LOGGER  # noqa: E402
+from utils import cli, errors  # noqa: E402
+from utils.export import ExportError, export  # noqa: E402, F401 (export.ExportError, as before)
 
 
 def run(**kwargs):
@@ -48,17 +47,14 @@ def parse_opt(argv=None):
 
 
 def main(opt):
-    """Export every --weights file; a failure prints one 'ERROR: ...' line and exits with status 1."""
+    """Export every --weights file; returns the files written (a failure raises ExportError: one 'ERROR:' line)."""
     kwargs = {k: v for k, v in vars(opt).items() if k not in ("backend", "weights")}
     files = []
-    try:
-        for w in opt.weights if isinstance(opt.weights, list) else [opt.weights]:
-            files += run(weights=w, **kwargs)
-    except ExportError as e:
-        LOGGER.error(f"ERROR: {e}")
-        sys.exit(1)
+    for w in opt.weights if isinstance(opt.weights, list) else [opt.weights]:
+        files += run(weights=w, **kwargs)
     return files
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
+        main(parse_opt())

@@ -139,12 +139,12 @@ def yolov5x6(pretrained=True, channels=3, classes=80, autoshape=True, _verbose=T
 if __name__ == "__main__":
     import numpy as np
 
-    from utils import cli
-
-    opt = cli.parse("hubconf")
-    cli.print_args({"model": opt.model})
-    model = _create(name=opt.model, pretrained=True, channels=3, classes=80, autoshape=True, verbose=True)
-    images = sorted(str(p) for p in (_ROOT / "data" / "images").glob("*.jpg")) or [np.zeros((320, 640, 3), np.uint8)]
-    results = model(images, size=320)
-    results.print()
-    results.save()
+    from utils import cli, errors
+    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
+        opt = cli.parse("hubconf")
+        cli.print_args({"model": opt.model})
+        model = _create(name=opt.model, pretrained=True, channels=3, classes=80, autoshape=True, verbose=True)
+        images = sorted(str(p) for p in (_ROOT / "data" / "images").glob("*.jpg"))
+        results = model(images or [np.zeros((320, 640, 3), np.uint8)], size=320)
+        results.print()
+        results.save()

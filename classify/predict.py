@@ -16,11 +16,9 @@ ROOT = FILE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from utils import cli  # noqa: E402
+from utils import cli, errors  # noqa: E402
 from utils.engine.classification import ClassificationPredictor  # noqa: E402
 from utils.engine.config import PredictConfig  # noqa: E402
-from utils.engine.predictor import USER_ERRORS  # noqa: E402
-from utils.log import LOGGER  # noqa: E402
 
 NO_BOXES = dict(conf_thres=None, iou_thres=None, max_det=None, save_conf=False, save_crop=False, classes=None,
                 agnostic_nms=False, line_thickness=None, hide_labels=False, hide_conf=False, retina_masks=False)
@@ -43,8 +41,5 @@ def main(opt):
 
 
 if __name__ == "__main__":
-    try:
+    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
         main(parse_opt())
-    except USER_ERRORS as e:
-        LOGGER.error(f"ERROR: {e}")
-        sys.exit(1)

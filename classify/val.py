@@ -17,11 +17,9 @@ ROOT = FILE.parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from utils import cli  # noqa: E402
-from utils.data.dataset_yaml import DatasetError  # noqa: E402
+from utils import cli, errors  # noqa: E402
 from utils.engine.classification import ClassificationValidator  # noqa: E402
 from utils.engine.config import ClassifyValConfig  # noqa: E402
-from utils.engine.validator import ValidationError  # noqa: E402
 
 
 def run(model=None, dataloader=None, criterion=None, pbar=None, **kwargs):
@@ -39,11 +37,9 @@ def parse_opt(known=False):
 
 
 def main(opt):
-    try:
-        return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
-    except (ValidationError, DatasetError) as e:
-        raise SystemExit(f"ERROR: {e}") from e
+    return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
+        main(parse_opt())

@@ -16,6 +16,7 @@ from models.yolo import (ClassificationModel, Detect, DetectionModel, Segmentati
 from utils import checkpoint
 from utils.backend import from_numpy, nn, to_numpy, torch, vision
 from utils.downloads import attempt_download
+from utils.errors import UserError
 from utils.files import ROOT
 from utils.log import LOGGER
 
@@ -29,7 +30,7 @@ class Ensemble(nn.ModuleList):
 
 
 # ------------------------------------------------------------------------------------------------- checkpoint -> model
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """Weights that do not fit the model they describe; the message names the file and the tensors."""
 
 

@@ -26,13 +26,14 @@ from models.common import (C3, C3SPP, C3TR, SPP, SPPF, Bottleneck, BottleneckCSP
                            GhostConv, MixConv2d, Proto)
 from utils.backend import meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
 from utils import cli  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 from utils.files import check_yaml  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
 from utils.torch_utils import (count_flops, fuse_conv_and_bn, initialize_weights, model_info, scale_img,  # noqa: E402
                                select_device, time_sync)
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(UserError, ValueError):
     """A model YAML that cannot be built; the message names the file, the layer and the problem."""
 
 

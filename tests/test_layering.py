@@ -1,7 +1,7 @@
 """The house rules, checked on the source: layers, no import cycles, sizes, one definition per name.
 
 Layers, bottom to top (a module may import its own layer and the ones below, never above):
-  0 base       utils/log, files, callbacks, downloads, cli, onnx_graph       (no framework, no project deps)
+  0 base       utils/log, files, callbacks, downloads, cli, onnx_graph, errors (no framework, no project deps)
   1 backend    utils/backend/ (the only framework importer)
   2 core       utils/checkpoint, boxes, nms, torch_utils, annotator, dist, segment/masks
   3 models     models/
@@ -25,7 +25,8 @@ from tests.conftest import ROOT
 SKIP_DIRS = {"tests", ".venv", ".venv-torch", ".git", "runs", "data"}
 LAYERS = [  # (layer, module-name prefixes), first match wins
     (1, ("utils.backend",)),
-    (0, ("utils.log", "utils.files", "utils.callbacks", "utils.downloads", "utils.cli", "utils.onnx_graph")),
+    (0, ("utils.log", "utils.files", "utils.callbacks", "utils.downloads", "utils.cli", "utils.onnx_graph",
+         "utils.errors")),
     (2, ("utils.checkpoint", "utils.boxes", "utils.nms", "utils.torch_utils", "utils.annotator", "utils.dist",
          "utils.segment.masks")),
     (3, ("models",)),

@@ -6,6 +6,7 @@ JSON line with the validation numbers and the NMS output of saved predictions.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,9 @@ import val  # noqa: E402
 from models.experimental import save_weights  # noqa: E402
 from models.yolo import DetectionModel  # noqa: E402
 from utils.backend import NAME, from_numpy, to_numpy  # noqa: E402
+from utils import errors  # noqa: E402
 from utils.engine.validator import ValidationError  # noqa: E402
+from utils.errors import FlagError  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
 from utils.nms import non_max_suppression  # noqa: E402
 
@@ -110,14 +113,16 @@ def test_several_weights_make_an_ensemble(assets):
     assert len(results) == 7 and all(np.isfinite(results))
 
 
-def test_class_count_mismatch_is_a_clear_error(assets, monkeypatch):
+def test_class_count_mismatch_is_a_clear_error(assets, monkeypatch, capsys):
     _use_model(monkeypatch, DetectionModel("yolov5n.yaml", nc=3).eval())
     with pytest.raises(ValidationError, match=r"w6.pt \(3 classes\) trained on different --data .*\(6 classes"):
         _run(assets, "nc")
     opt = _opt(monkeypatch, "--weights", assets["w6"], "--data", assets["data"], "--img", str(IMGSZ), "--workers", "0",
                "--project", str(assets["root"] / "runs"), "--device", "cpu")
-    with pytest.raises(SystemExit, match=r"^ERROR: .*\(3 classes\) trained on different --data"):
-        val.main(opt)  # the CLI prints one line, no traceback
+    with pytest.raises(SystemExit) as e, errors.guard():  # what `python val.py` runs: one line, no traceback
+        val.main(opt)
+    assert e.value.code == 1
+    assert re.match(r"^ERROR: .*\(3 classes\) trained on different --data", capsys.readouterr().err)
 
 
 def test_bad_datasets_are_clear_errors(assets, tmp_path, monkeypatch):
@@ -180,7 +185,7 @@ def test_main_warns_on_high_conf_and_runs_speed_and_study(monkeypatch, tmp_cwd):
     val.main(_opt(monkeypatch, "--task", "study", "--weights", "w.pt"))
     rows = np.loadtxt(tmp_cwd / "study_coco128_w.txt")
     assert rows.shape == (2, 10) and (tmp_cwd / "study.zip").is_file() and (tmp_cwd / "study.png").is_file()
-    with pytest.raises(SystemExit, match="--task bogus"):
+    with pytest.raises(FlagError, match="--task bogus"):
         val.main(_opt(monkeypatch, "--task", "bogus"))
 
 

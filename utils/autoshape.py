@@ -7,6 +7,9 @@
 Inputs (one, or a list/tuple of them for a batch): a file path or ``http(s)://`` URL, a PIL image, a numpy array HWC
 (RGB, like PIL: pass ``cv2.imread(f)[..., ::-1]`` for OpenCV's BGR; CHW with fewer than 5 channels is transposed;
 grayscale is expanded; extra channels are dropped), or a BCHW float tensor in 0-1 (run as is: the raw model output).
+An image that cannot be decoded (header over the decoder's limits, truncated, corrupt) is skipped with a warning
+naming it, so ``results.files`` names the images the results belong to; a call with no readable image raises
+ImageError.
 """
 
 import io
@@ -16,12 +19,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from utils.annotator import Annotator, colors, save_one_box
 from utils.backend import from_numpy, inference_mode, is_tensor, nn, to_numpy, torch
 from utils.boxes import scale_boxes, xyxy2xywh
 from utils.data.augment import letterbox
+from utils.data.images import ImageError, check_image
 from utils.files import increment_path
 from utils.log import LOGGER, colorstr
 from utils.nms import non_max_suppression
@@ -41,27 +45,46 @@ def _head(model, dmb):
     return layers[-1] if layers is not None else None
 
 
+def _open_path(name, timeout):
+    """PIL image of a local file or http(s) URL; the file's header is checked before anything is decoded."""
+    if name.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(name, timeout=timeout) as r:
+                data = r.read()
+        except Exception as e:
+            raise ConnectionError(f"cannot download image {name}: {e}") from None
+        try:
+            return Image.open(io.BytesIO(data))
+        except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+            raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
+    if not Path(name).is_file():
+        raise FileNotFoundError(f"image not found: {name}")
+    check_image(name)
+    try:
+        return Image.open(name)
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not a readable image (corrupt, or a format PIL does not decode)") from None
+
+
 def read_image(source, timeout=20):
-    """(RGB numpy image, file name) from a path, URL, PIL image or numpy array (see the module docstring)."""
+    """(RGB numpy image, file name) from a path, URL, PIL image or numpy array (see the module docstring).
+
+    Raises:
+        ImageError: a file or PIL image that cannot be decoded (over the decoder's limits, truncated, corrupt).
+    """
     name = None
     if isinstance(source, (str, Path)):
         name = str(source)
-        if name.startswith(("http://", "https://")):
-            try:
-                with urllib.request.urlopen(name, timeout=timeout) as r:
-                    source = Image.open(io.BytesIO(r.read()))
-            except Exception as e:
-                raise ConnectionError(f"cannot download image {name}: {e}") from None
-        else:
-            if not Path(name).is_file():
-                raise FileNotFoundError(f"image not found: {name}")
-            source = Image.open(name)
+        source = _open_path(name, timeout)
     if isinstance(source, Image.Image):
         name = name or getattr(source, "filename", None)
-        im = ImageOps.exif_transpose(source)
-        if im.mode not in ("RGB", "L"):  # palette, RGBA, CMYK, 16-bit: to 8-bit RGB (np.asarray would misread them)
-            im = im.convert("RGB")
-        source = np.asarray(im)
+        try:
+            im = ImageOps.exif_transpose(source)  # decodes the pixels
+            if im.mode not in ("RGB", "L"):  # palette, RGBA, CMYK, 16-bit: to 8-bit RGB (np.asarray misreads them)
+                im = im.convert("RGB")
+            source = np.asarray(im)
+        except (OSError, SyntaxError) as e:  # truncated or corrupt data
+            raise ImageError(f"{name or 'PIL image'}: cannot be decoded ({e})") from None
     if not isinstance(source, np.ndarray):
         raise TypeError(f"unsupported image input of type {type(source).__name__}")
     im = source
@@ -69,6 +92,27 @@ def read_image(source, timeout=20):
         im = im.transpose((1, 2, 0))
     im = im[..., :3] if im.ndim == 3 else cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
     return np.ascontiguousarray(im), name
+
+
+def read_images(ims):
+    """(RGB images, file names) of the readable inputs; each unreadable one is skipped with a warning naming it.
+
+    Raises:
+        ImageError: none of them could be read.
+    """
+    kept, files, skipped = [], [], []
+    for i, source in enumerate(ims):
+        try:
+            im, f = read_image(source)
+        except ImageError as e:
+            LOGGER.warning(f"WARNING ⚠️ {e}; skipping it")
+            skipped.append(str(e))
+            continue
+        kept.append(im)
+        files.append(Path(f or f"image{i}").with_suffix(".jpg").name)
+    if not kept:
+        raise ImageError(f"no readable image among the {len(ims)} input(s): {'; '.join(skipped[:3])}")
+    return kept, files
 
 
 class AutoShape(nn.Module):
@@ -120,12 +164,10 @@ class AutoShape(nn.Module):
             return self.model(ims.to(p.device).type_as(p), augment=augment)
         with dt[0]:
             size = (size, size) if isinstance(size, int) else tuple(size)
-            ims = list(ims) if isinstance(ims, (list, tuple)) else [ims]
-            shape0, shape1, files = [], [], []
-            for i, im in enumerate(ims):
-                ims[i], f = read_image(im)
-                files.append(Path(f or f"image{i}").with_suffix(".jpg").name)
-                s = ims[i].shape[:2]
+            ims, files = read_images(list(ims) if isinstance(ims, (list, tuple)) else [ims])
+            shape0, shape1 = [], []
+            for im in ims:
+                s = im.shape[:2]
                 shape0.append(s)
                 g = max(size) / max(s)
                 shape1.append([int(y * g) for y in s])

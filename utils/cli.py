@@ -7,6 +7,10 @@ the ArgumentParser, ``defaults(script)`` gives what ``run(**kwargs)`` starts fro
 turns keyword arguments into the same Namespace the command line would give (unknown names are an error). Every
 script also takes ``--backend`` (read by utils.backend when it is first imported).
 
+Values are checked at the flag: a number outside its valid range (``--epochs 0``, ``--conf-thres 2``) is refused by
+its type (``Range``) with the range in the message, on the command line (one ``ERROR:`` line, exit 2) and in
+``run(**kwargs)`` alike (``FlagError``).
+
 Also here: the start-up echo of the arguments and the image-size check every entry point applies.
 """
 
@@ -15,12 +19,59 @@ import inspect
 import math
 from pathlib import Path
 
+from utils.errors import FlagError
 from utils.files import ROOT
 from utils.log import LOGGER, colorstr
 
 
 def _flag(*names, **kwargs):
     return names, kwargs
+
+
+class Range:
+    """An argparse ``type``: an int or float in [lo, hi] (either end optional, ``open_hi`` excludes hi), or one of the
+    ``also`` values (``-1`` for AutoBatch). Refuses NaN and infinities; the message states the valid range."""
+
+    def __init__(self, kind, lo=None, hi=None, also=(), open_lo=False, open_hi=False, note=""):
+        self.kind, self.lo, self.hi, self.also, self.note = kind, lo, hi, tuple(also), note
+        self.open_lo, self.open_hi = open_lo, open_hi
+        self.__name__ = kind.__name__  # argparse names the type in some messages
+
+    def describe(self):
+        what = "an integer" if self.kind is int else "a number"
+        if self.lo is not None and self.hi is not None:
+            what += f" in {'(' if self.open_lo else '['}{self.lo}, {self.hi}{')' if self.open_hi else ']'}"
+        elif self.lo is not None:
+            what += f" {'>' if self.open_lo else '>='} {self.lo}"
+        return what + "".join(f", or {a}" for a in self.also) + (f" ({self.note})" if self.note else "")
+
+    def valid(self, x):
+        if x in self.also:
+            return True
+        if not math.isfinite(x):
+            return False
+        if self.lo is not None and (x <= self.lo if self.open_lo else x < self.lo):
+            return False
+        return self.hi is None or (x < self.hi if self.open_hi else x <= self.hi)
+
+    def __call__(self, value):
+        try:
+            if isinstance(value, bool) or (self.kind is int and isinstance(value, float)):
+                raise ValueError
+            x = self.kind(value)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be {self.describe()}, not {value!r}") from None
+        if not self.valid(x):
+            raise argparse.ArgumentTypeError(f"must be {self.describe()}, not {value!r}")
+        return x
+
+
+POSITIVE = Range(int, 1)
+NON_NEGATIVE = Range(int, 0)
+FRACTION = Range(float, 0, 1)  # thresholds
+BELOW_ONE = Range(float, 0, 1, open_hi=True)  # label smoothing, dropout
+POSITIVE_FLOAT = Range(float, 0, open_lo=True)
+BATCH = Range(int, 1, also=(-1,), note="AutoBatch, CUDA only")
 
 
 # dest -> (option strings, argparse keyword arguments). Defaults are the most common ones; SCRIPTS override the rest.
@@ -31,16 +82,17 @@ FLAGS = {
     "data": _flag("--data", type=str, default=ROOT / "data/coco128.yaml", help="dataset.yaml path"),
     "hyp": _flag("--hyp", type=str, default=ROOT / "data/hyps/hyp.scratch-low.yaml", help="hyperparameters path"),
     "source": _flag("--source", type=str, default=ROOT / "data/images", help="file/dir/URL/glob/screen/0(webcam)"),
-    "epochs": _flag("--epochs", type=int, default=100, help="total training epochs"),
-    "batch_size": _flag("--batch-size", type=int, default=16, help="total batch size for all GPUs, -1 for autobatch"),
-    "imgsz": _flag("--imgsz", "--img", "--img-size", type=int, default=640, help="train, val image size (pixels)"),
+    "epochs": _flag("--epochs", type=POSITIVE, default=100, help="total training epochs"),
+    "batch_size": _flag("--batch-size", type=BATCH, default=16,
+                         help="total batch size for all GPUs, -1 for autobatch"),
+    "imgsz": _flag("--imgsz", "--img", "--img-size", type=POSITIVE, default=640, help="train, val image size (pixels)"),
     "rect": _flag("--rect", action="store_true", help="rectangular training"),
     "resume": _flag("--resume", nargs="?", const=True, default=False, help="resume most recent training"),
     "nosave": _flag("--nosave", action="store_true", help="only save final checkpoint"),
     "noval": _flag("--noval", action="store_true", help="only validate final epoch"),
     "noautoanchor": _flag("--noautoanchor", action="store_true", help="disable AutoAnchor"),
     "noplots": _flag("--noplots", action="store_true", help="save no plot files"),
-    "evolve": _flag("--evolve", type=int, nargs="?", const=300, help="evolve hyperparameters for x generations"),
+    "evolve": _flag("--evolve", type=POSITIVE, nargs="?", const=300, help="evolve hyperparameters for x generations"),
     "bucket": _flag("--bucket", type=str, default="", help="gsutil bucket"),
     "cache": _flag("--cache", type=str, nargs="?", const="ram", help="image --cache ram/disk"),
     "image_weights": _flag("--image-weights", action="store_true", help="use weighted image selection for training"),
@@ -49,34 +101,36 @@ FLAGS = {
     "single_cls": _flag("--single-cls", action="store_true", help="train multi-class data as single-class"),
     "optimizer": _flag("--optimizer", type=str, choices=["SGD", "Adam", "AdamW"], default="SGD", help="optimizer"),
     "sync_bn": _flag("--sync-bn", action="store_true", help="use SyncBatchNorm, only available in DDP mode"),
-    "workers": _flag("--workers", type=int, default=8, help="max dataloader workers (per RANK in DDP mode)"),
+    "workers": _flag("--workers", type=NON_NEGATIVE, default=8, help="max dataloader workers (per RANK in DDP mode)"),
     "project": _flag("--project", default=ROOT / "runs/train", help="save to project/name"),
     "name": _flag("--name", default="exp", help="save to project/name"),
     "exist_ok": _flag("--exist-ok", action="store_true", help="existing project/name ok, do not increment"),
     "quad": _flag("--quad", action="store_true", help="quad dataloader"),
     "cos_lr": _flag("--cos-lr", action="store_true", help="cosine LR scheduler"),
-    "label_smoothing": _flag("--label-smoothing", type=float, default=0.0, help="Label smoothing epsilon"),
-    "patience": _flag("--patience", type=int, default=100, help="EarlyStopping patience (epochs without improvement)"),
-    "freeze": _flag("--freeze", nargs="+", type=int, default=[0], help="Freeze layers: backbone=10, first3=0 1 2"),
+    "label_smoothing": _flag("--label-smoothing", type=BELOW_ONE, default=0.0, help="Label smoothing epsilon"),
+    "patience": _flag("--patience", type=NON_NEGATIVE, default=100,
+                        help="EarlyStopping patience (epochs without improvement)"),
+    "freeze": _flag("--freeze", nargs="+", type=NON_NEGATIVE, default=[0],
+                      help="Freeze layers: backbone=10, first3=0 1 2"),
     "save_period": _flag("--save-period", type=int, default=-1,
                          help="Save checkpoint every x epochs (disabled if < 1)"),
-    "seed": _flag("--seed", type=int, default=0, help="Global training seed"),
-    "local_rank": _flag("--local_rank", "--local-rank", type=int, default=-1,
+    "seed": _flag("--seed", type=Range(int, 0, 2**32 - 1), default=0, help="Global training seed"),
+    "local_rank": _flag("--local_rank", "--local-rank", type=Range(int, -1), default=-1,
                         help="Automatic DDP Multi-GPU argument, do not modify"),
     "entity": _flag("--entity", default=None, help="Entity"),
     "upload_dataset": _flag("--upload_dataset", nargs="?", const=True, default=False, help='Upload data, "val" option'),
     "bbox_interval": _flag("--bbox_interval", type=int, default=-1, help="Set bounding-box image logging interval"),
     "artifact_alias": _flag("--artifact_alias", type=str, default="latest", help="Version of dataset artifact to use"),
-    "mask_ratio": _flag("--mask-ratio", type=int, default=4, help="Downsample the truth masks to save memory"),
+    "mask_ratio": _flag("--mask-ratio", type=POSITIVE, default=4, help="Downsample the truth masks to save memory"),
     "no_overlap": _flag("--no-overlap", action="store_true", help="Overlap masks train faster at slightly less mAP"),
     "pretrained": _flag("--pretrained", nargs="?", const=True, default=True, help="start from i.e. --pretrained False"),
-    "lr0": _flag("--lr0", type=float, default=0.001, help="initial learning rate"),
-    "decay": _flag("--decay", type=float, default=5e-5, help="weight decay"),
-    "cutoff": _flag("--cutoff", type=int, default=None, help="Model layer cutoff index for Classify() head"),
-    "dropout": _flag("--dropout", type=float, default=None, help="Dropout (fraction)"),
-    "conf_thres": _flag("--conf-thres", type=float, default=0.25, help="confidence threshold"),
-    "iou_thres": _flag("--iou-thres", type=float, default=0.45, help="NMS IoU threshold"),
-    "max_det": _flag("--max-det", type=int, default=1000, help="maximum detections per image"),
+    "lr0": _flag("--lr0", type=POSITIVE_FLOAT, default=0.001, help="initial learning rate"),
+    "decay": _flag("--decay", type=Range(float, 0), default=5e-5, help="weight decay"),
+    "cutoff": _flag("--cutoff", type=NON_NEGATIVE, default=None, help="Model layer cutoff index for Classify() head"),
+    "dropout": _flag("--dropout", type=BELOW_ONE, default=None, help="Dropout (fraction)"),
+    "conf_thres": _flag("--conf-thres", type=FRACTION, default=0.25, help="confidence threshold"),
+    "iou_thres": _flag("--iou-thres", type=FRACTION, default=0.45, help="NMS IoU threshold"),
+    "max_det": _flag("--max-det", type=POSITIVE, default=1000, help="maximum detections per image"),
     "task": _flag("--task", default="val", help="train, val, test, speed or study"),
     "augment": _flag("--augment", action="store_true", help="augmented inference"),
     "verbose": _flag("--verbose", action="store_true", help="report mAP by class"),
@@ -86,16 +140,17 @@ FLAGS = {
     "save_json": _flag("--save-json", action="store_true", help="save a COCO-JSON results file"),
     "save_crop": _flag("--save-crop", action="store_true", help="save cropped prediction boxes"),
     "view_img": _flag("--view-img", action="store_true", help="show results"),
-    "classes": _flag("--classes", nargs="+", type=int, help="filter by class: --classes 0, or --classes 0 2 3"),
+    "classes": _flag("--classes", nargs="+", type=NON_NEGATIVE,
+                       help="filter by class: --classes 0, or --classes 0 2 3"),
     "agnostic_nms": _flag("--agnostic-nms", action="store_true", help="class-agnostic NMS"),
     "visualize": _flag("--visualize", action="store_true", help="visualize features"),
     "update": _flag("--update", action="store_true", help="update all models"),
-    "line_thickness": _flag("--line-thickness", default=3, type=int, help="bounding box thickness (pixels)"),
+    "line_thickness": _flag("--line-thickness", default=3, type=POSITIVE, help="bounding box thickness (pixels)"),
     "hide_labels": _flag("--hide-labels", default=False, action="store_true", help="hide labels"),
     "hide_conf": _flag("--hide-conf", default=False, action="store_true", help="hide confidences"),
     "half": _flag("--half", action="store_true", help="use FP16 half-precision inference"),
     "dnn": _flag("--dnn", action="store_true", help="use OpenCV DNN for ONNX inference"),
-    "vid_stride": _flag("--vid-stride", type=int, default=1, help="video frame-rate stride"),
+    "vid_stride": _flag("--vid-stride", type=POSITIVE, default=1, help="video frame-rate stride"),
     "retina_masks": _flag("--retina-masks", action="store_true", help="whether to plot masks in native resolution"),
     "inplace": _flag("--inplace", action="store_true", help="set YOLOv5 Detect() inplace=True"),
     "keras": _flag("--keras", action="store_true", help="TF: use Keras"),
@@ -103,11 +158,11 @@ FLAGS = {
     "int8": _flag("--int8", action="store_true", help="CoreML/TF/OpenVINO INT8 quantization"),
     "dynamic": _flag("--dynamic", action="store_true", help="ONNX/TF/TensorRT: dynamic axes"),
     "simplify": _flag("--simplify", action="store_true", help="ONNX: simplify model"),
-    "opset": _flag("--opset", type=int, default=12, help="ONNX: opset version"),
-    "workspace": _flag("--workspace", type=int, default=4, help="TensorRT: workspace size (GB)"),
+    "opset": _flag("--opset", type=POSITIVE, default=12, help="ONNX: opset version"),
+    "workspace": _flag("--workspace", type=POSITIVE, default=4, help="TensorRT: workspace size (GB)"),
     "nms": _flag("--nms", action="store_true", help="TF: add NMS to model"),
-    "topk_per_class": _flag("--topk-per-class", type=int, default=100, help="TF.js NMS: topk per class to keep"),
-    "topk_all": _flag("--topk-all", type=int, default=100, help="TF.js NMS: topk for all classes to keep"),
+    "topk_per_class": _flag("--topk-per-class", type=POSITIVE, default=100, help="TF.js NMS: topk per class to keep"),
+    "topk_all": _flag("--topk-all", type=POSITIVE, default=100, help="TF.js NMS: topk for all classes to keep"),
     "include": _flag("--include", nargs="+", default=["torchscript"], help="torchscript, onnx, openvino, engine, "
                      "coreml, saved_model, pb, tflite, edgetpu, tfjs, paddle"),
     "test": _flag("--test", action="store_true", help="test exports only"),
@@ -117,21 +172,23 @@ FLAGS = {
     "line_profile": _flag("--line-profile", action="store_true", help="profile model speed layer by layer"),
     "out": _flag("--out", default=None, help="output path"),
     "coco_ids": _flag("--coco-ids", action="store_true", help="map classes to COCO's 91 category ids"),
-    "n_train": _flag("--n-train", type=int, default=128, help="training images"),
-    "n_val": _flag("--n-val", type=int, default=32, help="validation images"),
+    "n_train": _flag("--n-train", type=POSITIVE, default=128, help="training images"),
+    "n_val": _flag("--n-val", type=POSITIVE, default=32, help="validation images"),
     "fmt": _flag("--format", dest="fmt", default="jpg", choices=["jpg", "png"], help="image file format"),
-    "nproc": _flag("--nproc", type=int, default=1, help="DDP processes for training (the backend's launcher)"),
-    "port": _flag("--port", default=5000, type=int, help="port number"),
+    "nproc": _flag("--nproc", type=POSITIVE, default=1, help="DDP processes for training (the backend's launcher)"),
+    "port": _flag("--port", default=5000, type=Range(int, 1, 65535), help="port number"),
     "host": _flag("--host", default="0.0.0.0", help="address to listen on (127.0.0.1: this machine only)"),
-    "size": _flag("--size", type=int, default=640, help="inference size (pixels)"),
-    "max_mb": _flag("--max-mb", type=float, default=20.0, help="largest accepted request (MB)"),
-    "max_pixels": _flag("--max-pixels", type=int, default=40_000_000,
+    "size": _flag("--size", type=POSITIVE, default=640, help="inference size (pixels)"),
+    "max_mb": _flag("--max-mb", type=POSITIVE_FLOAT, default=20.0, help="largest accepted request (MB)"),
+    "threads": _flag("--threads", type=POSITIVE, default=4, help="server threads taking requests (waitress)"),
+    "max_pixels": _flag("--max-pixels", type=POSITIVE, default=40_000_000,
                         help="largest accepted image (width x height), checked before the pixels are decoded"),
     "backend": _flag("--backend", default=None, choices=["oneflow", "torch"],
                      help="deep-learning framework (default: $YOLOV5_BACKEND or oneflow)"),
 }
 
 _SAVE_RESULTS = {"help": "save results to project/name"}
+_BATCH_OF = {"type": POSITIVE}  # no AutoBatch outside training
 _INFER_SIZE = {"help": "inference size (pixels)"}
 _INFER_HW = {"nargs": "+", "default": [640], "help": "inference size h,w"}
 _TRAIN_COMMON = ("weights", "cfg", "data", "hyp", "epochs", "batch_size", "imgsz", "rect", "resume", "nosave", "noval",
@@ -145,7 +202,7 @@ _PREDICT = ("weights", "source", "data", "imgsz", "conf_thres", "iou_thres", "ma
             "save_txt", "save_conf", "save_crop", "nosave", "classes", "agnostic_nms", "augment", "visualize", "update",
             "project", "name", "exist_ok", "line_thickness", "hide_labels", "hide_conf", "half", "dnn", "vid_stride")
 _VAL_OVERRIDES = {"weights": {"nargs": "+", "help": "model path(s)"},
-                  "batch_size": {"default": 32, "help": "batch size"},
+                  "batch_size": {**_BATCH_OF, "default": 32, "help": "batch size"},
                   "imgsz": _INFER_SIZE, "conf_thres": {"default": 0.001}, "iou_thres": {"default": 0.6},
                   "max_det": {"default": 300}, "single_cls": {"help": "treat as single-class dataset"}}
 _NOSAVE_OUTPUTS = {"help": "do not save images/videos"}
@@ -162,7 +219,7 @@ SCRIPTS = {
                "weights": {"nargs": "+", "help": "model path or triton URL"}},
     "export": {"data": {}, "weights": {"nargs": "+", "help": "model.pt path(s)"},
                "imgsz": {"nargs": "+", "default": [640, 640], "help": "image (h, w)"},
-               "batch_size": {"default": 1, "help": "batch size"}, "device": {"default": "cpu"},
+               "batch_size": {**_BATCH_OF, "default": 1, "help": "batch size"}, "device": {"default": "cpu"},
                "half": {"help": "FP16 half-precision export"}, "inplace": {}, "keras": {}, "optimize": {}, "int8": {},
                "dynamic": {}, "simplify": {}, "opset": {}, "verbose": {"help": "TensorRT: verbose log"},
                "workspace": {}, "nms": {}, "agnostic_nms": {"help": "TF: add agnostic NMS to model"},
@@ -170,7 +227,8 @@ SCRIPTS = {
                "conf_thres": {"help": "TF.js NMS: confidence threshold"}, "include": {}},
     "hubconf": {"model": {"default": "yolov5s", "help": "model name"}},
     "benchmarks": {"weights": {"help": "weights path"}, "imgsz": _INFER_SIZE,
-                   "batch_size": {"default": 1, "help": "batch size"}, "data": {}, "device": {}, "half": {},
+                   "batch_size": {**_BATCH_OF, "default": 1, "help": "batch size"}, "data": {}, "device": {},
+                   "half": {},
                    "test": {}, "pt_only": {}, "hard_fail": {}},
     "segment/train": {**dict.fromkeys(_TRAIN_COMMON, {}), "mask_ratio": {}, "no_overlap": {},
                       "weights": {"default": ROOT / "yolov5s-seg.pt"},
@@ -186,7 +244,7 @@ SCRIPTS = {
     "classify/train": {"model": {}, "data": {"default": "imagenette160",
                                              "help": "cifar10, cifar100, mnist, imagenet, ..."},
                        "epochs": {"default": 10},
-                       "batch_size": {"default": 64, "help": "total batch size for all GPUs"},
+                       "batch_size": {**_BATCH_OF, "default": 64, "help": "total batch size for all GPUs"},
                        "imgsz": {"default": 224}, "nosave": {},
                        "cache": {"help": "--cache images in \"ram\" (default) or \"disk\""}, "device": {},
                        "workers": {}, "project": {"default": ROOT / "runs/train-cls"}, "name": {}, "exist_ok": {},
@@ -196,7 +254,8 @@ SCRIPTS = {
                        "verbose": {"help": "Verbose mode"}, "seed": {}, "local_rank": {}},
     "classify/val": {"data": {"default": ROOT / "../datasets/mnist", "help": "dataset path"},
                      "weights": {"nargs": "+", "default": ROOT / "yolov5s-cls.pt", "help": "model.pt path(s)"},
-                     "batch_size": {"default": 128, "help": "batch size"}, "imgsz": {"default": 224, **_INFER_SIZE},
+                     "batch_size": {**_BATCH_OF, "default": 128, "help": "batch size"},
+                     "imgsz": {"default": 224, **_INFER_SIZE},
                      "device": {}, "workers": {},
                      "verbose": {"action": None, "nargs": "?", "const": True, "default": True,
                                  "help": "verbose output"},
@@ -210,7 +269,7 @@ SCRIPTS = {
                          "project": {"default": ROOT / "runs/predict-cls", **_SAVE_RESULTS}, "name": _SAVE_RESULTS,
                          "exist_ok": {}, "half": {}, "dnn": {}, "vid_stride": {}},
     "models/yolo": {"cfg": {"default": "yolov5s.yaml", "help": "model.yaml"},
-                    "batch_size": {"default": 1, "help": "total batch size for all GPUs"}, "device": {},
+                    "batch_size": {**_BATCH_OF, "default": 1, "help": "total batch size for all GPUs"}, "device": {},
                     "profile": {}, "line_profile": {}, "test": {"help": "test all yolo*.yaml"},
                     "imgsz": {"help": "input size for --profile"}},
     "utils/coco": {"data": {"default": None, "required": True}, "task": {"help": "split: train, val or test"},
@@ -224,20 +283,35 @@ SCRIPTS = {
     "utils/flask_rest_api/restapi": {"port": {}, "host": {}, "model": {"nargs": "+", "default": ["yolov5s"],
                                                                        "help": "model(s) to run, i.e. --model yolov5n "
                                                                                "yolov5s"},
-                                     "size": {}, "max_mb": {}, "max_pixels": {}},
+                                     "size": {}, "max_mb": {}, "max_pixels": {}, "threads": {}},
     "utils/demo": {"epochs": {"default": 0, "help": "override the recipe's epochs (data/synthetic.yaml demo:)"},
                    "nproc": {}},
 }
 
 
-def parser(script):
-    """The ArgumentParser of ``script`` (a key of SCRIPTS), --backend last."""
-    p = argparse.ArgumentParser(prog=f"{script}.py")
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the usage block of a 40-flag script buries the one line that matters."""
+
+    def error(self, message):
+        self.exit(2, f"ERROR: {self.prog}: {message} (python {self.prog} --help lists the flags)\n")
+
+
+def _script_flags(script):
+    """{dest: (option strings, argparse keyword arguments)} of ``script``'s flags, overrides applied, --backend last."""
+    flags = {}
     for dest, overrides in {**SCRIPTS[script], "backend": {}}.items():
         names, kwargs = FLAGS[dest]
         kwargs = {**kwargs, **overrides}
         if kwargs.get("action", "x") is None:  # an override turning a store_true flag into a valued one
             kwargs.pop("action")
+        flags[dest] = names, kwargs
+    return flags
+
+
+def parser(script):
+    """The ArgumentParser of ``script`` (a key of SCRIPTS), --backend last."""
+    p = _Parser(prog=f"{script}.py")
+    for names, kwargs in _script_flags(script).values():
         p.add_argument(*names, **kwargs)
     return p
 
@@ -258,13 +332,33 @@ def options(script, kwargs):
 
     Raises:
         TypeError: a keyword that is not one of the script's flags (named, with the valid ones).
+        FlagError: a value outside its flag's range.
     """
     opt = defaults(script)
     unknown = sorted(set(kwargs) - set(opt))
     if unknown:
         raise TypeError(f"{script}.run() got unknown argument(s) {unknown}; valid: {sorted(opt)}")
+    check_values(script, kwargs)
     opt.update(kwargs)
     return argparse.Namespace(**opt)
+
+
+def check_values(script, kwargs):
+    """Apply the flags' range checks to keyword values (run(epochs=0) is refused as --epochs 0 is).
+
+    Raises:
+        FlagError: naming the keyword, its value and the valid range.
+    """
+    flags = _script_flags(script)
+    for dest, value in kwargs.items():
+        check = flags[dest][1].get("type") if dest in flags else None
+        if not isinstance(check, Range) or value is None:
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            try:
+                check(v)
+            except argparse.ArgumentTypeError as e:
+                raise FlagError(f"{script}.run({dest}={value!r}): {e} (flag {flags[dest][0][0]})") from None
 
 
 def add_backend_arg(parser):

@@ -25,13 +25,16 @@ import time
 import traceback
 import zlib
 
+from utils import errors
+from utils.errors import UserError
+
 TIMEOUT_ENV = "YOLOV5_DDP_TIMEOUT"
 DEFAULT_TIMEOUT_S = 10800  # as ultralytics' process group: rank 0 may validate a large set while the others wait
 OVERSUBSCRIBE_ENV = "YOLOV5_DDP_OVERSUBSCRIBE"  # =1 allows more CPU processes than cores (slow, but possible)
 REPORT_GRACE_S = 15.0  # how long ranks > 0 wait for rank 0 to report a shared error (the launcher ends them sooner)
 
 
-class DDPError(ValueError):
+class DDPError(UserError, ValueError):
     """A launch or flag error that every rank detects alike: rank 0 reports it once and every rank exits 1."""
 
 
@@ -150,6 +153,21 @@ class Dist:
         with self.waiting(what):
             distributed.dist_broadcast_(t, 0)
         return bool(int(backend.to_numpy(t)[0]))
+
+    def stop_votes(self, callback_stop, signum, what="stop flags"):
+        """(callback stop, signal) agreed by every rank after a batch: a callback's stop request (rank 0) or a
+        SIGINT/SIGTERM seen by any rank stops them all at the same step (SIGTERM wins over SIGINT); cheap without
+        DDP. Returns (bool, signal number or None)."""
+        votes = [int(bool(callback_stop)), int(signum == signal.SIGINT), int(signum == signal.SIGTERM)]
+        if self.ddp:
+            from utils import backend  # noqa: PLC0415
+            from utils.backend import distributed  # noqa: PLC0415
+            t = backend.torch.tensor(votes, dtype=backend.torch.int64, device=self.device)
+            with self.waiting(what):
+                distributed.dist_all_reduce_(t)
+            votes = [int(v) for v in backend.to_numpy(t)]
+        sig = signal.SIGTERM if votes[2] else signal.SIGINT if votes[1] else None
+        return bool(votes[0]), sig
 
     def broadcast_json(self, obj, what="broadcast"):
         """Rank 0's JSON-able value (str, numbers, lists, dicts) on every rank."""
@@ -292,12 +310,13 @@ def wait_for_listener(addr, port, limit_s=120.0):
     return False
 
 
-def report_and_exit(d, err, code=1):
-    """Rank 0 prints ``err`` once; every rank exits ``code`` without framework teardown (which would wait for peers).
-    Ranks > 0 wait a little first, so rank 0's message is out before the launcher stops the job."""
+def report_and_exit(d, err, code=1, grace=True):
+    """Rank 0 reports ``err`` in one line (utils.errors); every rank exits ``code`` without framework teardown (which
+    would wait for peers). Ranks > 0 wait a little first (``grace``), so rank 0's message is out before the launcher
+    stops the job; an error every rank raised at the same agreed point (an interruption) needs no wait."""
     if d.main:
-        print(f"ERROR ❌ {err}", file=sys.stderr, flush=True)
-    else:
+        errors.report(err)
+    elif grace:
         time.sleep(REPORT_GRACE_S)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -305,22 +324,30 @@ def report_and_exit(d, err, code=1):
 
 
 def call_main(main, *args, **kwargs):
-    """train.py's entry: ``main(*args)``. Under DDP a DDPError becomes one message from rank 0 and exit 1 everywhere,
-    and any other exception ends its rank at once after the traceback: a normal interpreter exit would wait in
-    OneFlow's shutdown for ranks that are themselves waiting for this one in a collective (a hang)."""
+    """A training script's entry: ``main(*args)`` inside utils.errors.guard(). Under DDP a user error becomes one
+    message from rank 0 and its exit status on every rank, and any other exception ends its rank at once after the
+    traceback: a normal interpreter exit would wait in OneFlow's shutdown for ranks that are themselves waiting for
+    this one in a collective (a hang)."""
     d = from_env()
     if not d.ddp:
-        return main(*args, **kwargs)
+        with errors.guard():
+            return main(*args, **kwargs)
     try:
         return main(*args, **kwargs)
-    except DDPError as e:
-        report_and_exit(d, e)
-    except (Exception, KeyboardInterrupt):
-        traceback.print_exc()
-        print(f"ERROR ❌ DDP rank {d.rank} failed (traceback above); stopping it without waiting for the other ranks",
-              file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(1)
+    except Exception as e:
+        if not errors.is_user_error(e):
+            _die_with_traceback(d)
+        report_and_exit(d, e, errors.exit_code(e), grace=not isinstance(e, errors.Interrupted))
+    except KeyboardInterrupt:
+        _die_with_traceback(d)
+
+
+def _die_with_traceback(d):
+    traceback.print_exc()
+    print(f"ERROR: DDP rank {d.rank} failed (traceback above); stopping it without waiting for the other ranks",
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def check_launch(d, opt):
@@ -465,6 +492,6 @@ class Watchdog:
 
     @staticmethod
     def _exit(reason):
-        print(f"ERROR ❌ {reason}", file=sys.stderr, flush=True)
+        print(f"ERROR: {reason}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(1)

@@ -4,13 +4,14 @@ import os
 import urllib.request
 from pathlib import Path
 
+from utils.errors import UserError
 from utils.log import LOGGER
 
 GITHUB_RELEASE = "https://github.com/ultralytics/yolov5/releases/download/v7.0/"
 RELEASE_ASSETS = {f"yolov5{size}{suffix}.pt" for size in "nsmlx" for suffix in ("", "6", "-cls", "-seg")}
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A file that had to be downloaded could not be; the message says where to put it by hand."""
 
 

@@ -35,6 +35,7 @@ from utils.cli import check_img_size
 from utils.data.augment import letterbox
 from utils.data.synthetic import render_scene
 from utils.downloads import DownloadError
+from utils.errors import UserError
 from utils.files import ROOT
 from utils.log import LOGGER, colorstr
 
@@ -66,7 +67,7 @@ FRAMEWORK_NAMES = {"torch": "PyTorch", "oneflow": "OneFlow"}
 TMP_TAG = ".export-tmp-"  # <folder>/.<file name>.export-tmp-<pid>/: one export's private work folder
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """An export that cannot run or did not pass its verification; the message says why and what to do."""
 
 

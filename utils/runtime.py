@@ -21,6 +21,7 @@ from models.experimental import attempt_load
 from models.yolo import model_task
 from utils.backend import capabilities, from_numpy, nn, time_sync, to_numpy, torch
 from utils.backend.export import ExportUnsupportedError, load_torchscript
+from utils.errors import UserError
 from utils.export import onnx_session
 from utils.log import LOGGER
 
@@ -42,7 +43,7 @@ FORMATS = (
 FLAGS = tuple(f for _, f, _ in FORMATS) + ("triton",)
 
 
-class UnsupportedFormatError(ValueError):
+class UnsupportedFormatError(UserError, ValueError):
     """Weights in a format this build cannot run; the message names the format and what is supported."""
 
 

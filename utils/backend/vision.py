@@ -25,6 +25,7 @@ from pathlib import Path
 
 from utils.backend import IS_ONEFLOW, torch
 from utils.downloads import DownloadError
+from utils.errors import UserError
 
 LIBRARY = "flowvision" if IS_ONEFLOW else "torchvision"
 INSTALL = {"torchvision": "pip install torchvision==0.28.0  (the release paired with torch 2.13.0)",
@@ -35,7 +36,7 @@ TORCHVISION_WEIGHTS = "IMAGENET1K_V1"  # the weights ultralytics asks torchvisio
 _state = {}  # the imported library (or the ImportError text), filled once
 
 
-class VisionModelError(ValueError):
+class VisionModelError(UserError, ValueError):
     """A --model name the vision library cannot build here; the message lists what can be built or installed."""
 
 

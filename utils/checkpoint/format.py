@@ -1,5 +1,7 @@
 """The checkpoint container's vocabulary shared by the reader and the writer: storage types, allowed classes, errors."""
 
+from utils.errors import UserError
+
 # torch.<X>Storage -> numpy type code of one element; 'bf16' (bfloat16) has no numpy type: read as uint16 bits.
 _STORAGE_CODES = {
     "HalfStorage": "f2", "FloatStorage": "f4", "DoubleStorage": "f8", "BFloat16Storage": "bf16",
@@ -28,7 +30,7 @@ _LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # p
 _ALIGN = 64  # torch aligns storage payloads to 64 bytes in the file (needed for torch.load(mmap=True))
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """The file is not a readable checkpoint (not a zip, truncated, records missing, corrupt pickle, ...)."""
 
 

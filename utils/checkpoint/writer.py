@@ -18,6 +18,15 @@ import zipfile
 import numpy as np
 
 from utils.checkpoint.format import _ALIGN, _WRITE_STORAGES
+from utils.errors import UserError
+
+
+class CheckpointWriteError(UserError, OSError):
+    """A checkpoint could not be written (disk full, read-only folder, permissions); errno and filename as the
+    OSError's. The file already at that path, if any, is unchanged (the write goes to a temp file first)."""
+
+    def __str__(self):  # the message itself (OSError would print '[Errno 28] <strerror>: <filename>' instead)
+        return str(self.args[0]) if self.args else super().__str__()
 
 
 class _Global:
@@ -203,7 +212,15 @@ def write(obj, path):
 
     Raises:
         TypeError: `obj` holds anything else (the message names its key path); nothing is written then.
+        CheckpointWriteError: the file system refused the write (ENOSPC, EACCES, ...); the previous file at `path`
+            is intact and no temp file is left.
     """
     plain = _to_plain(obj, "obj", {}, set())
     pickled, storages = _dump(plain)
-    _write_archive(path, pickled, storages)
+    try:
+        _write_archive(path, pickled, storages)
+    except OSError as e:
+        err = CheckpointWriteError(f"cannot write checkpoint {path}: {e.strerror or e}; the file there (if any) is "
+                                   f"unchanged")
+        err.errno, err.strerror, err.filename = e.errno, e.strerror, os.fspath(path)
+        raise err from e

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from utils.downloads import DownloadError
+from utils.errors import UserError
 from utils.files import ROOT, check_yaml
 from utils.log import LOGGER, colorstr
 
@@ -33,7 +34,7 @@ DATASETS_DIR = Path(os.getenv("YOLOv5_DATASETS_DIR", ROOT.parent / "datasets"))
 _ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(UserError, FileNotFoundError):
     """The dataset named by a YAML is not usable here; the message says what is missing and how to fix it."""
 
 

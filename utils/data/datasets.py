@@ -23,6 +23,7 @@ from utils.boxes import xyn2xy, xywhn2xyxy, xyxy2xywhn
 from utils.data.augment import Albumentations, augment_hsv, copy_paste, letterbox, mixup, random_perspective
 from utils.data.formats import (CACHE_VERSION, HELP_URL, cache_path_for, get_hash, img2label_paths, is_image,
                                 load_label_cache, save_label_cache, verify_image_label)
+from utils.errors import InputError
 from utils.log import LOGGER
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
@@ -153,7 +154,7 @@ class LoadImagesAndLabels(Dataset):
         for k in ("hash", "version", "msgs"):
             cache.pop(k, None)
         if self.augment and not sum(len(v[0]) for v in cache.values()):
-            raise ValueError(f"{self.prefix}All labels empty in {cache_path}, can not start training. {HELP_URL}")
+            raise InputError(f"{self.prefix}All labels empty in {cache_path}, can not start training. {HELP_URL}")
         return cache
 
     def cache_labels(self, path=Path("./labels.cache"), prefix=""):

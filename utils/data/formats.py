@@ -23,7 +23,7 @@ from utils.log import LOGGER
 HELP_URL = "See https://docs.ultralytics.com/yolov5/tutorials/train_custom_data"
 IMG_FORMATS = "bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm"
 VID_FORMATS = "asf", "avi", "gif", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "ts", "wmv"
-CACHE_VERSION = "oneyolov5-labels-1"  # bump when the content or layout of the cache changes
+CACHE_VERSION = "oneyolov5-labels-2"  # bump when the content, layout or checks change (2: NaN/inf refused)
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -130,12 +130,20 @@ def _polygon_warning(rows, segments):
     return "; ".join(problems)
 
 
+def _check_finite(labels, segments, lb_file):
+    """NaN passes every range check (nan < 0 and nan > 1 are both False), so it is refused here by name."""
+    bad = {i + 1 for i, row in enumerate(labels) if not np.isfinite(row).all()}
+    bad |= {i + 1 for i, s in enumerate(segments) if not np.isfinite(s).all()}
+    if bad:
+        raise ValueError(f"non-finite values (nan/inf) in {lb_file} row(s) {sorted(bad)[:5]}")
+
+
 def verify_image_label(args):
     """Check one (image, label file, log prefix) triple the way ultralytics does.
 
     Rules: the image opens and verifies, is >= 10 px on each side and in IMG_FORMATS; a JPEG without its end marker is
-    re-saved (warning); label rows have 5 columns (or are polygons), values are >= 0 and coordinates <= 1; duplicate
-    rows are removed (warning). A missing label file is a background image, an empty one an empty image.
+    re-saved (warning); label rows have 5 columns (or are polygons), values are finite, >= 0 and coordinates <= 1;
+    duplicate rows are removed (warning). A missing label file is a background image, an empty one an empty image.
 
     Returns:
         (im_file, labels (n, 5), (w, h), segments, n_missing, n_found, n_empty, n_corrupt, message); the first four
@@ -153,6 +161,7 @@ def verify_image_label(args):
             if n:
                 if lb.shape[1] != 5:
                     raise ValueError(f"labels require 5 columns, {lb.shape[1]} columns detected")
+                _check_finite(lb, segments, lb_file)
                 if (lb < 0).any():
                     raise ValueError(f"negative label values {lb[lb < 0]}")
                 if (lb[:, 1:] > 1).any():

@@ -19,6 +19,7 @@ import numpy as np
 
 from utils.data.augment import letterbox
 from utils.data.formats import IMG_FORMATS, VID_FORMATS
+from utils.data.images import ImageError, imread
 from utils.log import LOGGER
 
 
@@ -47,8 +48,9 @@ def list_source_files(path):
 class LoadImages:
     """Images and videos from files, directories, globs or a .txt list, letterboxed for the model.
 
-    An image that cannot be decoded is skipped with a warning naming it; a video is read frame by frame (every
-    ``vid_stride``-th frame).
+    An image that cannot be decoded (corrupt, truncated, a header over the decoder's limit) and a video that cannot
+    be read are skipped with a warning naming them; when nothing at all could be read, the end of the iteration
+    raises ImageError instead (no silent success). A video is read frame by frame (every ``vid_stride``-th frame).
     """
 
     def __init__(self, path, img_size=640, stride=32, auto=True, transforms=None, vid_stride=1):
@@ -72,12 +74,13 @@ class LoadImages:
 
     def __iter__(self):
         self.count = 0
+        self.read, self.skipped = 0, []
         return self
 
     def __next__(self):
         while True:
             if self.count >= self.nf:
-                raise StopIteration
+                self._finish()
             path = self.files[self.count]
             if self.video_flag[self.count]:
                 item = self._next_frame(path)
@@ -87,12 +90,25 @@ class LoadImages:
                 path = self.files[self.count]
             else:
                 self.count += 1
-                im0 = cv2.imread(path)
-                if im0 is None:
-                    LOGGER.warning(f"WARNING ⚠️ {path}: image cannot be read (corrupt or unsupported), skipping")
+                try:
+                    im0 = imread(path)
+                except ImageError as e:
+                    self._skip(path, f"{e}; skipping")
                     continue
                 s = f"image {self.count}/{self.nf} {path}: "
+            self.read += 1
             return path, self._prepare(im0), im0, self.cap, s
+
+    def _skip(self, path, message):
+        LOGGER.warning(f"WARNING ⚠️ {message}")
+        self.skipped.append(path)
+
+    def _finish(self):
+        """StopIteration, or ImageError when every file was skipped (the warnings above say why)."""
+        if self.read == 0 and self.skipped:
+            raise ImageError(f"none of the {len(self.skipped)} image/video file(s) could be read (see the warnings "
+                             f"above): {', '.join(self.skipped[:3])}{' ...' if len(self.skipped) > 3 else ''}")
+        raise StopIteration
 
     def _next_frame(self, path):
         """(frame, log string) of the current video, or None after moving on to the next file."""
@@ -106,7 +122,7 @@ class LoadImages:
             self.cap.release()
             self.count += 1
             if self.frame == 0:
-                LOGGER.warning(f"WARNING ⚠️ {path}: video cannot be read, skipping")
+                self._skip(path, f"{path}: video cannot be read (corrupt, or a codec OpenCV lacks), skipping")
             return None
         self.frame += 1
         return im0, f"video {self.count + 1}/{self.nf} ({self.frame}/{self.frames}) {path}: "

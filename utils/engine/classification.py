@@ -28,6 +28,7 @@ from utils.engine.config import ClassifyValConfig
 from utils.engine.predictor import Predictor
 from utils.engine.trainer import BaseTrainer
 from utils.engine.validator import Validator, load_weights
+from utils.errors import FlagError
 from utils.log import LOGGER, colorstr
 from utils.torch_utils import model_info
 
@@ -141,14 +142,14 @@ class ClassificationTrainer(BaseTrainer):
             model = vision.create_model(name, pretrained=cfg.pretrained)
             model.vision_name = name
         else:
-            raise ValueError(f"--model {name} not found: pass a -cls.pt / detection .pt / model YAML, or a "
-                             f"{vision.LIBRARY} model name ({', '.join(vision.model_names()[:12])}, ...)")
+            raise FlagError(f"--model {name} not found: pass a -cls.pt / detection .pt / model YAML, or a "
+                            f"{vision.LIBRARY} model name ({', '.join(vision.model_names()[:12])}, ...)")
         if isinstance(model, DetectionModel):
             LOGGER.warning("WARNING ⚠️ pass YOLOv5 classifier model with '-cls' suffix, i.e. '--model yolov5s-cls.pt'")
             model = ClassificationModel(model=model, nc=self.nc, cutoff=cfg.cutoff or 10)
         elif model_task(model) != "classify" and not hasattr(model, "vision_name"):
-            raise ValueError(f"--model {name} is a {model_task(model)} model; classify/train.py needs a classifier, a "
-                             f"detection model to cut, or a {vision.LIBRARY} name")
+            raise FlagError(f"--model {name} is a {model_task(model)} model; classify/train.py needs a classifier, a "
+                            f"detection model to cut, or a {vision.LIBRARY} name")
         reshape_classifier_output(model, self.nc)
         for m in model.modules():
             if not cfg.pretrained and hasattr(m, "reset_parameters"):

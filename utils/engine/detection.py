@@ -32,6 +32,7 @@ from utils.engine.config import ValConfig
 from utils.engine.trainer import BaseTrainer
 from utils.engine.predictor import Predictor
 from utils.engine.validator import ValidationError, Validator, load_weights
+from utils.errors import FlagError, InputError
 from utils.log import LOGGER, colorstr
 from utils.loss import ComputeLoss
 from utils.metrics import ConfusionMatrix, ap_per_class, fitness, iou_thresholds, process_batch
@@ -304,7 +305,7 @@ class DetectionTrainer(BaseTrainer):
             n = transfer_weights(model, rec["state"], exclude)
             LOGGER.info(f"Transferred {n}/{len(model.state_dict())} items from {cfg.weights}")
         elif not cfg.cfg:
-            raise ValueError("--cfg is required when training from scratch (--weights '')")
+            raise FlagError("--cfg is required when training from scratch (--weights '')")
         else:
             model = self.model_class(cfg.cfg, ch=3, nc=self.nc, anchors=anchors)
         freeze = [f"model.{x}." for x in (cfg.freeze if len(cfg.freeze) > 1 else range(cfg.freeze[0]))]
@@ -331,7 +332,7 @@ class DetectionTrainer(BaseTrainer):
         labels = self.dataset.labels
         self.labels = np.concatenate(labels, 0) if len(labels) else np.zeros((0, 5))
         if len(self.labels) and int(self.labels[:, 0].max()) >= self.nc:
-            raise ValueError(f"Label class {int(self.labels[:, 0].max())} exceeds nc={self.nc} in {cfg.data}. "
+            raise InputError(f"Label class {int(self.labels[:, 0].max())} exceeds nc={self.nc} in {cfg.data}. "
                              f"Possible class labels are 0-{self.nc - 1}")
         val_loader = None
         if self.dist.main:  # validation runs on rank 0 only

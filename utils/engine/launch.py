@@ -8,6 +8,7 @@ never modified: a resolved copy becomes the typed config the trainer runs on.
 """
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import yaml
 from utils import checkpoint, dist
 from utils.backend import banner, select_device
 from utils.callbacks import Callbacks
+from utils.errors import FlagError, InputError
 from utils.evolve import evolve
 from utils.files import ROOT, find_file, increment_path
 from utils.log import LOGGER
@@ -65,12 +67,44 @@ def resolve_opt(opt, default_project, evolve_project):
     return opt
 
 
+# the keys the detection/segmentation trainers, loss and augmentations read (every data/hyps/*.yaml has them)
+HYP_KEYS = ("lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "warmup_momentum", "warmup_bias_lr", "box",
+            "cls", "cls_pw", "obj", "obj_pw", "iou_t", "anchor_t", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate",
+            "scale", "shear", "perspective", "flipud", "fliplr", "mosaic", "mixup", "copy_paste")
+
+
 def load_hyp(hyp):
-    """The hyperparameter dict of --hyp (a YAML path; resumed runs carry the dict itself)."""
+    """The hyperparameter dict of --hyp (a YAML path; resumed runs carry the dict itself).
+
+    Raises:
+        InputError: the file is not a mapping, lacks a key, or holds a value that is not a finite number (a NaN
+            learning rate would otherwise train silently into NaN weights); the message names the file and key.
+    """
+    where = "the resumed run's hyp" if isinstance(hyp, dict) else f"--hyp {hyp}"
     if isinstance(hyp, dict):
-        return dict(hyp)
-    with open(hyp, errors="ignore") as f:
-        return yaml.safe_load(f)
+        d = dict(hyp)
+    else:
+        with open(hyp, errors="ignore") as f:
+            d = yaml.safe_load(f)
+    if not isinstance(d, dict):
+        raise InputError(f"{where}: expected a mapping of hyperparameters (key: value), got {type(d).__name__}; "
+                         f"see data/hyps/hyp.scratch-low.yaml")
+    missing = [k for k in HYP_KEYS if k not in d]
+    if missing:
+        raise InputError(f"{where}: missing {', '.join(missing)}; copy them from data/hyps/hyp.scratch-low.yaml")
+    for k, v in d.items():
+        values = v if k == "anchors" and isinstance(v, (list, tuple)) else [v]
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in values):
+            raise InputError(f"{where}: {k}: {v!r} is not a finite number")
+    return d
+
+
+def _device(opt):
+    """The single process's device for --device; a device this machine lacks is a FlagError (one line)."""
+    try:
+        return select_device(opt.device, batch_size=opt.batch_size, log=LOGGER.info)
+    except ValueError as e:  # the backend's message names the flag, the value and what this machine has
+        raise FlagError(str(e)) from None
 
 
 def train_main(opt, callbacks, trainer_class, config_class, default_project=ROOT / "runs/train",
@@ -81,8 +115,8 @@ def train_main(opt, callbacks, trainer_class, config_class, default_project=ROOT
     LOGGER.debug(banner())
     d = dist.setup(opt, log=LOGGER.info)  # launched: checks, device, process group; else a no-op Dist()
     if opt.batch_size < 1:
-        raise ValueError("--batch-size -1 (AutoBatch) needs a CUDA device; pass a positive batch size on the CPU")
-    device = d.device if d.ddp else select_device(opt.device, batch_size=opt.batch_size, log=LOGGER.info)
+        raise FlagError("--batch-size -1 (AutoBatch) needs a CUDA device; pass a positive --batch-size on the CPU")
+    device = d.device if d.ddp else _device(opt)
     save_dir = d.broadcast_json(str(opt.save_dir), "run folder name")  # one folder even if ranks raced on exp<n>
     extra = {"hyp": load_hyp(opt.hyp)} if hasattr(opt, "hyp") else {}
     cfg = config_class.from_opt(opt, save_dir=save_dir, **extra)

@@ -28,6 +28,7 @@ from utils.cli import check_img_size
 from utils.data import loaders
 from utils.data.formats import IMG_FORMATS, VID_FORMATS
 from utils.downloads import DownloadError
+from utils.errors import FlagError, UserError
 from utils.files import increment_path
 from utils.log import LOGGER, colorstr
 from utils.runtime import DetectMultiBackend, Profile, UnsupportedFormatError
@@ -35,7 +36,7 @@ from utils.runtime import DetectMultiBackend, Profile, UnsupportedFormatError
 SCRIPTS = {"detect": "detect.py", "segment": "segment/predict.py", "classify": "classify/predict.py"}
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A --source that cannot be read: missing path, camera or stream that does not open, URL offline."""
 
 
@@ -181,8 +182,8 @@ class Predictor:
         self.device = select_device(cfg.device, log=LOGGER.info)
         self.model = DetectMultiBackend(cfg.weights, device=self.device, dnn=cfg.dnn, data=cfg.data, fp16=cfg.half)
         if self.model.task != self.task:
-            raise ValueError(f"{cfg.weights} holds a {self.model.task} model, not a {self.task} model: use "
-                             f"{SCRIPTS[self.model.task]}")
+            raise FlagError(f"{cfg.weights} holds a {self.model.task} model, not a {self.task} model: use "
+                            f"{SCRIPTS[self.model.task]}")
         self.names = self.model.names
         self.imgsz = check_img_size(imgsz, s=self.model.stride)
         self.dataset, self.bs, self.webcam = open_source(source, self.imgsz, self.model.stride, self.model.pt,

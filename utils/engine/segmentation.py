@@ -18,6 +18,7 @@ from utils.backend import to_numpy, torch
 from utils.boxes import scale_boxes, scale_segments, xywh2xyxy
 from utils.engine.detection import (DetectionPredictor, DetectionTrainer, DetectionValidator, describe,
                                     save_one_txt)
+from utils.errors import FlagError
 from utils.log import LOGGER
 from utils.metrics import process_batch
 from utils.nms import non_max_suppression
@@ -201,8 +202,8 @@ class SegmentationTrainer(DetectionTrainer):
 
     def dataloader_args(self):
         if self.cfg.quad:
-            raise ValueError("--quad is not supported for segmentation training (ultralytics' segment loader fails "
-                             "on it too)")
+            raise FlagError("--quad is not supported for segmentation training (ultralytics' segment loader fails "
+                            "on it too)")
         return mask_dataset_args(self.cfg.mask_ratio, self.cfg.overlap)
 
     def build_loss(self):

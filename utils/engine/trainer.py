@@ -38,11 +38,14 @@ from tqdm import tqdm
 
 from models.experimental import model_to_dict, strip_optimizer
 from utils import backend, checkpoint
+from utils.checkpoint.writer import CheckpointWriteError
 from utils.backend import (GradScaler, autocast, clip_grad_norm_, cuda_memory_reserved_gb, from_numpy,
                            load_optimizer_state, optimizer_state)
 from utils.callbacks import Callbacks
 from utils.dist import Dist
 from utils.engine.config import plain
+from utils.engine.interrupt import SignalStop, interrupted, script_name
+from utils.errors import FlagError, report
 from utils.log import LOGGER, colorstr
 from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
 
@@ -101,6 +104,7 @@ class BaseTrainer:
         self.ckpt, self.ema, self.validator = None, None, None
         self.amp = False
         self.best_fitness, self.start_epoch = 0.0, 0
+        self.signals, self.stop_signal, self.saved_epoch = SignalStop(), None, None
 
     @classmethod
     def result_keys(cls):
@@ -171,8 +175,8 @@ class BaseTrainer:
         self.start_epoch = int(ckpt["epoch"]) + 1
         weights = getattr(cfg, "weights", "")
         if self.start_epoch <= 0:
-            raise ValueError(f"{weights} training to {self.epochs} epochs is finished, nothing to resume.\n"
-                             f"Start a new training without --resume, i.e. 'python train.py --weights {weights}'")
+            raise FlagError(f"{weights} training to {self.epochs} epochs is finished, nothing to resume.\n"
+                            f"Start a new training without --resume, i.e. 'python train.py --weights {weights}'")
         LOGGER.info(f"Resuming training from {weights} from epoch {self.start_epoch} to {self.epochs} total epochs")
 
     # ---------------------------------------------------------------------------------------------------- the loop
@@ -188,18 +192,43 @@ class BaseTrainer:
         self.t0 = time.time()
         self.callbacks.run("on_train_start")
         LOGGER.info(self.start_message())
-        epoch = self.start_epoch - 1
-        for epoch in range(self.start_epoch, self.epochs):
-            self.callbacks.run("on_train_epoch_start")
-            mloss = self.train_one_epoch(epoch)
-            if self.callbacks.stop_training:
-                break
-            if self.end_epoch(epoch, mloss):
-                break
+        with SignalStop() as self.signals:  # Ctrl-C / SIGTERM: stop at the next safe point, see utils.engine.interrupt
+            epoch = self.run_epochs()
         self.dist.barrier("end of training")  # past this point ranks may exit independently
         if self.dist.watchdog:
             self.dist.watchdog.stop()
         return self.finish(epoch) if self.dist.main else tuple(self.results)
+
+    def run_epochs(self):
+        """The epoch loop; returns the last epoch run. Raises Interrupted after a signal (every rank alike)."""
+        epoch = self.start_epoch - 1
+        for epoch in range(self.start_epoch, self.epochs):
+            self.callbacks.run("on_train_epoch_start")
+            mloss = self.train_one_epoch(epoch)
+            if self.stop_signal:  # mid-epoch: nothing of this epoch is validated or saved
+                self.stop_interrupted(epoch, finished=False)
+            if self.callbacks.stop_training:
+                break
+            stop = self.end_epoch(epoch, mloss)
+            _, self.stop_signal = self.dist.stop_votes(False, self.signals.signum, "stop signal")
+            if self.stop_signal:  # arrived while validating or saving: this epoch's checkpoint is complete
+                self.stop_interrupted(epoch, finished=True)
+            if stop:
+                break
+        return epoch
+
+    def stop_interrupted(self, epoch, finished):
+        """Raise Interrupted; rank 0 says what last.pt holds first, and every rank passes a barrier after it, so the
+        message is out before any rank exits (then with 130 / 143)."""
+        saved = self.saved_epoch if self.saved_epoch is not None else (
+            self.start_epoch - 1 if self.cfg.resume and self.last.exists() else None)
+        err = interrupted(self.stop_signal, epoch, finished, self.last, saved)
+        if self.dist.ddp:
+            if self.dist.main:
+                report(err)
+            err.reported = True
+            self.dist.barrier("interrupted run")
+        raise err
 
     def set_epoch_lr(self, epoch):
         """LambdaLR-equivalent: lr = initial_lr * lf(epoch - scheduler_lag) for every group, at each epoch start."""
@@ -249,9 +278,10 @@ class BaseTrainer:
                 self.plot_batch(batch, ni)
             if self.validate_on_last_batch and i == self.nb - 1 and self.dist.main:
                 self.results, self.validated = tuple(self.validate(self.ema.ema, pbar=pbar)), True
-            if self.dist.ddp:  # callbacks run on rank 0 only: its stop request must reach every rank
-                self.callbacks.stop_training = self.dist.broadcast_flag(self.callbacks.stop_training)
-            if self.callbacks.stop_training:
+            # callbacks run on rank 0 only, a signal may reach one rank only: every rank takes the same decision
+            self.callbacks.stop_training, self.stop_signal = self.dist.stop_votes(self.callbacks.stop_training,
+                                                                                  self.signals.signum)
+            if self.callbacks.stop_training or self.stop_signal:
                 break
         self.lr = [float(g["lr"]) for g in self.optimizer.param_groups]
         return mloss
@@ -316,13 +346,28 @@ class BaseTrainer:
 
     def save_checkpoint(self, epoch, fi):
         ckpt = self.checkpoint_dict(epoch)
-        checkpoint.write(ckpt, self.last)  # atomic: a crash never leaves a half-written last.pt
+        self.write_checkpoint(ckpt, self.last, epoch)  # atomic: a crash never leaves a half-written last.pt
+        self.saved_epoch = epoch
         if self.best_fitness == fi:
-            checkpoint.write(ckpt, self.best)
+            self.write_checkpoint(ckpt, self.best, epoch)
         period = getattr(self.cfg, "save_period", -1)
         if period > 0 and epoch % period == 0:
-            checkpoint.write(ckpt, self.wdir / f"epoch{epoch}.pt")
+            self.write_checkpoint(ckpt, self.wdir / f"epoch{epoch}.pt", epoch)
         self.callbacks.run("on_model_save", self.last, epoch, epoch + 1 == self.epochs, self.best_fitness, fi)
+
+    def write_checkpoint(self, ckpt, path, epoch):
+        """checkpoint.write, or (disk full, no permission) a CheckpointWriteError saying the previous file is intact
+        and how to go on: training cannot continue without saving."""
+        try:
+            checkpoint.write(ckpt, path)
+        except OSError as e:
+            kept = (f"the previous {path.name} (epoch {self.saved_epoch}) is intact" if self.saved_epoch is not None
+                    else f"no {path.name} was written before")
+            hint = f"; resume with python {script_name()} --resume {self.last}" if self.saved_epoch is not None else ""
+            err = CheckpointWriteError(f"could not save epoch {epoch} to {path}: {e.strerror or e}; {kept}. Free "
+                                       f"space (or fix the permissions){hint}")
+            err.errno, err.strerror, err.filename = e.errno, e.strerror, str(path)
+            raise err from e
 
     def finish(self, epoch):
         LOGGER.info(f"\n{epoch - self.start_epoch + 1} epochs completed in {(time.time() - self.t0) / 3600:.3f} hours.")

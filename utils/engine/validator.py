@@ -27,6 +27,7 @@ from models.experimental import attempt_load
 from models.yolo import model_task
 from utils.backend import cuda_available, inference_mode, select_device, time_sync, to_numpy
 from utils.callbacks import Callbacks
+from utils.errors import UserError
 from utils.files import increment_path
 from utils.log import LOGGER
 from utils.plots import plot_val_study
@@ -36,7 +37,7 @@ TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 TASKS = ("train", "val", "test", "speed", "study")
 
 
-class ValidationError(ValueError):
+class ValidationError(UserError, ValueError):
     """Inputs that cannot be validated together (weights vs data, missing split); the message says how to fix it."""
 
 

@@ -19,6 +19,7 @@ from utils.boxes import xyxy2xywhn
 from utils.data.augment import copy_paste, mixup, random_perspective
 from utils.data.build import create_dataloader as _create_dataloader
 from utils.data.datasets import LoadImagesAndLabels
+from utils.errors import FlagError
 from utils.log import LOGGER
 from utils.segment.masks import polygons2masks, polygons2masks_overlap
 
@@ -38,7 +39,7 @@ class LoadImagesAndLabelsAndMasks(LoadImagesAndLabels):
         super().__init__(path, img_size, batch_size, augment, hyp, rect, image_weights, cache_images, single_cls,
                          stride, pad, min_items, prefix, workers)
         if int(downsample_ratio) < 1:
-            raise ValueError(f"downsample_ratio (--mask-ratio) must be an integer >= 1, not {downsample_ratio}")
+            raise FlagError(f"downsample_ratio (--mask-ratio) must be an integer >= 1, not {downsample_ratio}")
         self.downsample_ratio = int(downsample_ratio)
         self.overlap = overlap
         self._boxes_as_polygons()
@@ -145,7 +146,7 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
         ValueError: ``quad`` (not supported for segmentation).
     """
     if quad:
-        raise ValueError("--quad is not supported for segmentation (ultralytics v7.0's segment loader fails on it)")
+        raise FlagError("--quad is not supported for segmentation (ultralytics v7.0's segment loader fails on it)")
     return _create_dataloader(path, imgsz, batch_size, stride, single_cls=single_cls, hyp=hyp, augment=augment,
                               cache=cache, pad=pad, rect=rect, rank=rank, workers=workers, image_weights=image_weights,
                               prefix=prefix, shuffle=shuffle, seed=seed, world_size=world_size,
