@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from utils.backend import MultiheadAttention, nn, torch
+from utils.backend import MultiheadAttention, conv_with_bias, nn, torch
 
 
 def autopad(k, p=None, d=1):
@@ -46,7 +46,7 @@ class Conv(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
     def forward_fuse(self, x):
-        return self.act(self.conv(x))
+        return self.act(conv_with_bias(self.conv, x))
 
 
 class DWConv(Conv):
@@ -243,7 +243,8 @@ class Focus(nn.Module):
 
 
 class GhostConv(nn.Module):
-    """Ghost convolution (https://github.com/huawei-noah/ghostnet): half the channels from a cheap 5x5 depth-wise Conv."""
+    """Ghost convolution (https://github.com/huawei-noah/ghostnet): half the channels from a cheap 5x5 depth-wise
+    Conv."""
 
     def __init__(self, c1, c2, k=1, s=1, g=1, act=True):
         super().__init__()

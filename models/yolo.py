@@ -24,8 +24,9 @@ import yaml  # noqa: E402
 from models.common import (C3, C3SPP, C3TR, SPP, SPPF, Bottleneck, BottleneckCSP, C3Ghost, C3x, Classify,  # noqa: E402
                            Concat, Contract, Conv, CrossConv, DWConv, DWConvTranspose2d, Expand, Focus, GhostBottleneck,
                            GhostConv, MixConv2d, Proto)
-from utils.backend import meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
+from utils.backend import conv_with_bias, meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
 from utils import cli  # noqa: E402
+from utils import errors  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 from utils.files import check_yaml  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
@@ -63,7 +64,7 @@ class Detect(nn.Module):
     def forward(self, x):
         z = []
         for i in range(self.nl):
-            x[i] = self.m[i](x[i])
+            x[i] = conv_with_bias(self.m[i], x[i])
             bs, _, ny, nx = x[i].shape
             bs = -1 if self.export else bs  # exported graphs keep the batch free (dynamic-batch ONNX)
             x[i] = x[i].view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
@@ -553,8 +554,5 @@ def main(opt):
 
 
 if __name__ == "__main__":
-    try:
+    with errors.guard():  # a bad --cfg: one 'ERROR:' line
         main(parse_opt())
-    except (ModelConfigError, FileNotFoundError) as e:
-        LOGGER.error(f"ERROR: {e}")
-        sys.exit(1)

@@ -21,7 +21,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils import cli  # noqa: E402
+from utils import cli, errors  # noqa: E402
 from utils.backend import to_numpy  # noqa: E402
 from utils.boxes import xyxy2xywh  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
@@ -148,4 +148,5 @@ def main(opt):
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    with errors.guard():
+        main(parse_opt())

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from utils import cli  # noqa: E402
+from utils import cli, errors  # noqa: E402
 from utils.files import increment_path  # noqa: E402
 
 DATA = "synthetic.yaml"
@@ -65,9 +65,10 @@ def main(opt):
     nproc = opt.nproc
     launcher = "oneflow.distributed.launch" if opt.backend == "oneflow" else "torch.distributed.run"
     launch = ["-m", launcher, "--nproc_per_node", str(nproc)] if nproc > 1 else []
-    times["train"] = _run([*launch, "train.py", "--data", DATA, "--cfg", "yolov5n.yaml", "--weights", "", "--img", str(imgsz),
-                           "--epochs", str(epochs), "--batch-size", str(recipe["batch_size"]),
-                           "--optimizer", recipe["optimizer"], "--hyp", recipe["hyp"], "--workers", "0" if nproc > 1 else "2", "--noval",
+    workers = "0" if nproc > 1 else "2"
+    times["train"] = _run([*launch, "train.py", "--data", DATA, "--cfg", "yolov5n.yaml", "--weights", "",
+                           "--img", str(imgsz), "--epochs", str(epochs), "--batch-size", str(recipe["batch_size"]),
+                           "--optimizer", recipe["optimizer"], "--hyp", recipe["hyp"], "--workers", workers, "--noval",
                            "--name", name], opt.backend)
     times["val"] = _run(["val.py", "--data", DATA, "--weights", str(weights.relative_to(ROOT)), "--img", str(imgsz),
                          "--name", name], opt.backend)
@@ -81,11 +82,11 @@ def main(opt):
         exported = weights.with_suffix(".onnx")
 
     map50, map = _val_map(train_dir)
-    print(f"\nDemo finished on the {opt.backend} backend: yolov5n trained from scratch for {epochs} epochs at {imgsz} px "
-          f"in {times['train'] / 60:.1f} min ({nproc} process{'es' if nproc > 1 else ''}), mAP50 {map50:.3f}, mAP50-95 {map:.3f} "
-          f"({len(data['names'])} classes, {data['val']})")
-    print(f"  training run     {train_dir.relative_to(ROOT)}/  (results.csv, results.png, labels.jpg, train_batch*.jpg, "
-          f"PR_curve.png, confusion_matrix.png, val_batch*_pred.jpg)")
+    print(f"\nDemo finished on the {opt.backend} backend: yolov5n trained from scratch for {epochs} epochs at {imgsz} "
+          f"px in {times['train'] / 60:.1f} min ({nproc} process{'es' if nproc > 1 else ''}), mAP50 {map50:.3f}, "
+          f"mAP50-95 {map:.3f} ({len(data['names'])} classes, {data['val']})")
+    print(f"  training run     {train_dir.relative_to(ROOT)}/  (results.csv, results.png, labels.jpg, "
+          f"train_batch*.jpg, PR_curve.png, confusion_matrix.png, val_batch*_pred.jpg)")
     print(f"  weights          {weights.relative_to(ROOT)}  and last.pt")
     print(f"  validation       runs/val/{name}/")
     print(f"  detections       runs/detect/{name}/  (images with boxes)")
@@ -101,4 +102,5 @@ def parse_opt(argv=None):
 
 
 if __name__ == "__main__":
-    main(parse_opt())
+    with errors.guard():
+        main(parse_opt())

@@ -4,13 +4,18 @@ Runs on either backend (everything framework-specific comes from utils.backend).
 reproduces the numbers ultralytics prints (which come from thop 0.1.1) rule for rule, so summaries agree.
 """
 
+import contextlib
+import functools
 import math
+import os
 from copy import deepcopy
 from pathlib import Path
 
 from utils.backend import F  # noqa: F401
 from utils.backend import (cuda_synchronize, from_numpy, init_seeds, inference_mode, nn,  # noqa: F401 (re-exports)
-                           select_device, time_sync, to_numpy, torch)
+                           select_device, time_sync, to_numpy, torch, whole_conv_calls)
+from utils.backend import amp_supported, cuda_device_count, cuda_memory_reserved_gb
+from utils.backend.distributed import ddp_wrap, dist_barrier
 from utils.log import LOGGER, colorstr
 
 
@@ -114,7 +119,7 @@ def count_flops(model, inputs):
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), whole_conv_calls():
             model(inputs)
     finally:
         model.train(was_training)
@@ -265,3 +270,151 @@ class EarlyStopping:
                         f"To update EarlyStopping(patience={self.patience}) pass a new patience value, "
                         f"i.e. `python train.py --patience 300` or use `--patience 0` to disable EarlyStopping.")
         return stop
+
+
+# ------------------------------------------------------------------------------------- ultralytics' other helpers
+# Process placement from the launcher's environment, as ultralytics' module globals (the trainer uses utils.dist).
+LOCAL_RANK = int(os.getenv("LOCAL_RANK", -1))
+RANK = int(os.getenv("RANK", -1))
+WORLD_SIZE = int(os.getenv("WORLD_SIZE", 1))
+
+
+def smart_inference_mode(torch_1_9=True):
+    """Decorator: run the function under inference_mode (PyTorch) / no_grad (OneFlow), as ultralytics' of that name."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+@contextlib.contextmanager
+def torch_distributed_zero_first(local_rank: int):
+    """Let the local master (rank 0) run the block first while the other ranks wait at a barrier."""
+    if local_rank not in (-1, 0):
+        dist_barrier()
+    yield
+    if local_rank == 0:
+        dist_barrier()
+
+
+def smart_DDP(model):
+    """The model wrapped in the active backend's DistributedDataParallel (an initialised process group needed)."""
+    return ddp_wrap(model, next(model.parameters()).device)
+
+
+def device_count():
+    """Number of visible CUDA devices (0 without CUDA, safely on either backend)."""
+    return cuda_device_count()
+
+
+def is_parallel(model):
+    """True for a model inside a DataParallel / DistributedDataParallel wrapper."""
+    return de_parallel(model) is not model
+
+
+def intersect_dicts(da, db, exclude=()):
+    """Entries of state dict ``da`` whose key is in ``db`` with the same shape and contains none of ``exclude``."""
+    return {k: v for k, v in da.items() if k in db and all(x not in k for x in exclude) and v.shape == db[k].shape}
+
+
+def find_modules(model, mclass=nn.Conv2d):
+    """Indices in ``model.module_list`` of the modules of class ``mclass``."""
+    return [i for i, m in enumerate(model.module_list) if isinstance(m, mclass)]
+
+
+def sparsity(model):
+    """Fraction of the model's parameters that are exactly zero."""
+    total = zeros = 0
+    for p in model.parameters():
+        total += p.numel()
+        zeros += int((p == 0).sum())
+    return zeros / max(total, 1)
+
+
+def prune(model, amount=0.3):
+    """Zero the ``amount`` smallest-magnitude weights of every Conv2d (L1 unstructured pruning, made permanent)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d) and m.weight.numel():
+                w = m.weight
+                k = int(amount * w.numel())
+                if k:
+                    cut = torch.sort(w.abs().flatten())[0][k - 1]
+                    w.mul_((w.abs() > cut).to(w.dtype))
+    LOGGER.info(f"Model pruned to {sparsity(model):.3g} global sparsity")
+
+
+def check_amp(model):
+    """Whether mixed-precision training is used for ``model`` (PyTorch on CUDA; never on the CPU or on OneFlow)."""
+    return amp_supported(next(model.parameters()).device)
+
+
+def _sizes(x):
+    return tuple(x.shape) if hasattr(x, "shape") else "list"
+
+
+def profile(input, ops, n=10, device=None):
+    """Speed, memory and FLOPs of each op on each input, printed as ultralytics' table.
+
+    Args:
+        input: a tensor or a list of tensors (the inputs to try). ops: a module / callable or a list of them.
+        n: timed repetitions. device: where to run (default: the input's device).
+    Returns:
+        one row per (input, op): [parameters, GFLOPs, GPU memory GB, forward ms, backward ms, input shape, output
+        shape], or None where the op failed (e.g. out of memory).
+    """
+    results = []
+    LOGGER.info(f"{'Params':>12s}{'GFLOPs':>12s}{'GPU_mem (GB)':>14s}{'forward (ms)':>14s}{'backward (ms)':>14s}"
+                f"{'input':>24s}{'output':>24s}")
+    for x in input if isinstance(input, list) else [input]:
+        x = x.to(device) if device is not None else x
+        x.requires_grad = True
+        for m in ops if isinstance(ops, list) else [ops]:
+            m = m.to(device) if device is not None and hasattr(m, "to") else m
+            try:
+                row = _profile_one(x, m, n)
+            except Exception as e:  # an op that does not fit (memory) is reported, not fatal
+                LOGGER.info(f"{type(e).__name__}: {e}")
+                row = None
+            results.append(row)
+            if row:
+                p, flops, mem, tf, tb, s_in, s_out = row
+                LOGGER.info(f"{p:12}{flops:12.4g}{mem:>14.3f}{tf:14.4g}{tb:14.4g}{str(s_in):>24s}{str(s_out):>24s}")
+    return results
+
+
+def _profile_one(x, m, n):
+    flops = count_flops(m, x) * 2 / 1e9 if isinstance(m, nn.Module) else 0.0
+    tf = tb = 0.0
+    for _ in range(n):
+        t0 = time_sync()
+        y = m(x)
+        t1 = time_sync()
+        try:
+            (sum(yi.sum() for yi in y) if isinstance(y, list) else y).sum().backward()
+            t2 = time_sync()
+        except Exception:  # no backward (e.g. no parameters and an input without grad)
+            t2 = float("nan")
+        tf += (t1 - t0) * 1000 / n
+        tb += (t2 - t1) * 1000 / n
+    params = sum(p.numel() for p in m.parameters()) if isinstance(m, nn.Module) else 0
+    return [params, flops, cuda_memory_reserved_gb(), tf, tb, _sizes(x), _sizes(y)]
+
+
+def __getattr__(name):
+    """ultralytics names whose code lives above this layer, resolved on first use (for outside scripts only)."""
+    if name == "reshape_classifier_output":
+        from models.yolo import reshape_classifier_output  # noqa: PLC0415 (compat path, see the layering test)
+
+        return reshape_classifier_output
+    if name == "smartCrossEntropyLoss":
+        from utils.classify.loss import classification_loss  # noqa: PLC0415 (compat path)
+
+        return classification_loss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,6 +26,8 @@ from datetime import datetime
 
 import numpy as np
 
+from utils.errors import FlagError  # the --device / batch-size mistakes select_device reports
+
 BACKENDS = ("oneflow", "torch")
 
 
@@ -201,16 +203,16 @@ def select_device(device="", batch_size=0, newline=True, log=None):
     elif device:
         ids = [d for d in device.replace(" ", "").split(",") if d != ""]
         if not all(d.isdigit() for d in ids):
-            raise ValueError(f"Invalid --device '{device}': use 'cpu', '0' or '0,1,2,3'")
+            raise FlagError(f"Invalid --device '{device}': use 'cpu', '0' or '0,1,2,3'")
         n = cuda_device_count()
         if n == 0 or max(int(d) for d in ids) >= n:
-            raise ValueError(f"Invalid CUDA '--device {device}' requested, use '--device cpu' or pass valid CUDA "
+            raise FlagError(f"Invalid CUDA '--device {device}' requested, use '--device cpu' or pass valid CUDA "
                              f"device(s); this machine has {n} CUDA device(s) visible to {NAME}-{VERSION}")
     use_cuda = not cpu and cuda_available()
     if use_cuda:
         ids = device.split(",") if device else ["0"]
         if len(ids) > 1 and batch_size > 0 and batch_size % len(ids):
-            raise ValueError(f"batch-size {batch_size} not multiple of GPU count {len(ids)}")
+            raise FlagError(f"batch-size {batch_size} not multiple of GPU count {len(ids)}")
         space = " " * (len(s) + 1)
         for i, d in enumerate(ids):
             p = torch.cuda.get_device_properties(int(d))
@@ -392,6 +394,35 @@ def nn_module_path(module):
     if mod.startswith(prefix):
         return "torch.nn." + mod[len(prefix):] + "." + cls.__name__
     return f"{mod}.{cls.__name__}"
+
+
+# ---------------------------------------------------------------------------------------------------- biased convs
+_SPLIT_CONV_BIAS = IS_ONEFLOW  # OneFlow 0.9.0's CPU convolution with a bias: see conv_with_bias
+
+
+def conv_with_bias(conv, x):
+    """conv(x) for an nn.Conv2d that carries a bias (fused Conv+BN layers, the Detect head's 1x1 convolutions).
+
+    OneFlow 0.9.0's eager CPU convolution with a bias costs about 2x (3x3) to 4.5x (1x1) the same convolution without
+    one, while a separate broadcast add is nearly free (yolov5n shapes), so there the bias is added after an unbiased
+    convolution. Same parameters, state_dict and classes as a plain call (pickles and exports are unchanged: traced
+    graphs keep the single biased convolution); outputs equal up to float rounding of the summation order.
+    """
+    if not _SPLIT_CONV_BIAS or conv.bias is None or x.device.type != "cpu" or getattr(x, "is_lazy", False):
+        return conv(x)
+    y = F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return y + conv.bias.reshape(1, -1, 1, 1)
+
+
+@contextlib.contextmanager
+def whole_conv_calls():
+    """Within the block conv_with_bias always calls the module itself (per-module FLOP counting wraps its forward)."""
+    global _SPLIT_CONV_BIAS
+    before, _SPLIT_CONV_BIAS = _SPLIT_CONV_BIAS, False
+    try:
+        yield
+    finally:
+        _SPLIT_CONV_BIAS = before
 
 
 # ------------------------------------------------------------------------------------------------------- missing layers

@@ -20,29 +20,22 @@ from pathlib import Path
 
 import cv2
 
-from models.experimental import WeightsError, strip_optimizer
+from models.experimental import strip_optimizer
 from utils.annotator import Annotator, imwrite
 from utils.backend import from_numpy, inference_mode, select_device
-from utils.checkpoint import CheckpointError
 from utils.cli import check_img_size
 from utils.data import loaders
 from utils.data.formats import IMG_FORMATS, VID_FORMATS
-from utils.downloads import DownloadError
 from utils.errors import FlagError, UserError
 from utils.files import increment_path
 from utils.log import LOGGER, colorstr
-from utils.runtime import DetectMultiBackend, Profile, UnsupportedFormatError
+from utils.runtime import DetectMultiBackend, Profile
 
 SCRIPTS = {"detect": "detect.py", "segment": "segment/predict.py", "classify": "classify/predict.py"}
 
 
 class SourceError(UserError, ValueError):
     """A --source that cannot be read: missing path, camera or stream that does not open, URL offline."""
-
-
-# the user errors a prediction script reports as one 'ERROR:' line (a bad --weights, --source or model)
-USER_ERRORS = (SourceError, FileNotFoundError, WeightsError, CheckpointError, DownloadError, UnsupportedFormatError,
-               ValueError)
 
 
 # ------------------------------------------------------------------------------------------------------------ sources
