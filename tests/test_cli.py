@@ -14,6 +14,11 @@ from tests.conftest import ROOT
 from utils import cli
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "ultralytics_v7_flags.json").read_text())
+# flags that are not ultralytics': one-yolov5's speed flags (its train scripts) and --graph (issue 14), after the rest
+SPEED_TRAIN = ["--bbox_iou_optim", "--multi_tensor_optimizer", "--graph"]
+EXTRA = {"train": SPEED_TRAIN, "segment/train": SPEED_TRAIN, "classify/train": ["--multi_tensor_optimizer", "--graph"],
+         **dict.fromkeys(("val", "detect", "segment/val", "segment/predict", "classify/val", "classify/predict"),
+                         ["--graph"])}
 
 
 def _default(text):
@@ -40,7 +45,8 @@ def _actions(script):
 @pytest.mark.parametrize("script", sorted(GOLDEN))
 def test_flags_defaults_and_help_match_ultralytics_v7(script):
     ours, golden = _actions(script), GOLDEN[script]
-    assert set(ours) == set(golden) | {"--backend"}, script
+    assert list(ours)[len(ours) - len(EXTRA.get(script, [])) - 1:] == [*EXTRA.get(script, []), "--backend"], script
+    assert set(ours) == set(golden) | set(EXTRA.get(script, [])) | {"--backend"}, script
     kept = [f for f in golden if not golden[f].get("removed_at_head")]  # the table lists those last
     assert [f for f in ours if f in kept] == kept, "flags in ultralytics' order (what --help lists)"
     for flag, g in golden.items():
@@ -51,6 +57,18 @@ def test_flags_defaults_and_help_match_ultralytics_v7(script):
         assert got == want, (script, flag, got, want)
         assert a.help.replace("%%", "%").replace('"', "") == g["help"], (script, flag)  # the table drops quotes
         assert (a.nargs == "+") == ("nargs=+" in g["type"]), (script, flag)
+
+
+def test_one_yolov5_speed_flags():
+    """one-yolov5's names and help (FACTS 2.1), off by default; --graph wherever a model runs."""
+    for script, extra in EXTRA.items():
+        acts = _actions(script)
+        for flag in extra:
+            assert acts[flag].default is False and acts[flag].nargs == 0, (script, flag)
+    assert _actions("train")["--bbox_iou_optim"].help == "optim bbox_iou function in compute_loss"
+    assert _actions("train")["--multi_tensor_optimizer"].help == "apply multi_tensor implement in optimizer"
+    opt = cli.parse("train", ["--multi_tensor_optimize"])  # the OneFlow docs' spelling, an argparse prefix
+    assert opt.multi_tensor_optimizer
 
 
 def test_backend_flag_everywhere():

@@ -4,7 +4,10 @@ Vocabulary: nl output levels, na anchors per level, nc classes, nt targets; targ
 [image_index, class, x_center, y_center, width, height], normalised to 0-1.
 """
 
+from functools import partial
+
 from utils.backend import nn, torch
+from utils.backend.fused import fused_ciou
 from utils.boxes import bbox_iou
 from utils.torch_utils import de_parallel
 
@@ -61,8 +64,9 @@ class ComputeLoss:
 
     sort_obj_iou = False  # when a cell is assigned twice, let the highest IoU write last
 
-    def __init__(self, model, hyp, autobalance=False):
+    def __init__(self, model, hyp, autobalance=False, bbox_iou_optim=False):
         m = de_parallel(model).model[-1]
+        self.ciou = fused_ciou if bbox_iou_optim else partial(bbox_iou, CIoU=True)  # --bbox_iou_optim: fused kernels
         self.device = m.anchors.device
         self.hyp = dict(hyp)
         bce_cls = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([float(hyp["cls_pw"])], device=self.device))
@@ -92,7 +96,7 @@ class ComputeLoss:
                 ps = pi[b, a, gj, gi]  # (n, no) predictions of the assigned anchors/cells
                 pxy = ps[:, 0:2].sigmoid() * 2 - 0.5
                 pwh = (ps[:, 2:4].sigmoid() * 2) ** 2 * anchors[i]
-                iou = bbox_iou(torch.cat((pxy, pwh), 1), tbox[i], CIoU=True).view(-1)
+                iou = self.ciou(torch.cat((pxy, pwh), 1), tbox[i]).view(-1)
                 lbox = lbox + (1.0 - iou).mean()
                 iou = iou.detach().clamp(0).to(tobj.dtype)
                 if self.sort_obj_iou:

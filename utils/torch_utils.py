@@ -12,6 +12,7 @@ from copy import deepcopy
 from pathlib import Path
 
 from utils.backend import F  # noqa: F401
+from utils.backend.fused import ema_update_, optimizer_options
 from utils.backend import (cuda_synchronize, from_numpy, init_seeds, inference_mode, nn,  # noqa: F401 (re-exports)
                            select_device, time_sync, to_numpy, torch, whole_conv_calls)
 from utils.backend import amp_supported, cuda_device_count, cuda_memory_reserved_gb
@@ -189,9 +190,10 @@ def copy_attr(a, b, include=(), exclude=()):
         setattr(a, k, v)
 
 
-def smart_optimizer(model, name="Adam", lr=0.001, momentum=0.9, decay=1e-5):
+def smart_optimizer(model, name="Adam", lr=0.001, momentum=0.9, decay=1e-5, multi_tensor_optimizer=False):
     """Optimizer with 3 parameter groups as ultralytics: biases (group 0, no decay), weights with ``decay``,
-    normalisation-layer weights without decay."""
+    normalisation-layer weights without decay. ``multi_tensor_optimizer``: OneFlow's fused update (SGD/Adam/AdamW;
+    the caller decides where it runs, see utils.backend.fused)."""
     g = [], [], []  # decayed weights, norm weights, biases
     norms = tuple(v for k, v in vars(nn).items() if "Norm" in k and isinstance(v, type))
     for m in model.modules():
@@ -202,14 +204,17 @@ def smart_optimizer(model, name="Adam", lr=0.001, momentum=0.9, decay=1e-5):
                 g[1].append(p)
             else:
                 g[0].append(p)
+    fused = optimizer_options(multi_tensor_optimizer)
     if name == "Adam":
-        optimizer = torch.optim.Adam(g[2], lr=lr, betas=(momentum, 0.999))
+        optimizer = torch.optim.Adam(g[2], lr=lr, betas=(momentum, 0.999), **fused)
     elif name == "AdamW":
-        optimizer = torch.optim.AdamW(g[2], lr=lr, betas=(momentum, 0.999), weight_decay=0.0)
+        optimizer = torch.optim.AdamW(g[2], lr=lr, betas=(momentum, 0.999), weight_decay=0.0, **fused)
     elif name == "RMSProp":
+        if fused:
+            LOGGER.warning("WARNING ⚠️ --multi_tensor_optimizer: RMSProp has no multi-tensor update, the plain one runs")
         optimizer = torch.optim.RMSprop(g[2], lr=lr, momentum=momentum)
     elif name == "SGD":
-        optimizer = torch.optim.SGD(g[2], lr=lr, momentum=momentum, nesterov=True)
+        optimizer = torch.optim.SGD(g[2], lr=lr, momentum=momentum, nesterov=True, **fused)
     else:
         raise NotImplementedError(f"Optimizer {name} not implemented (choose SGD, Adam, AdamW or RMSProp)")
     optimizer.add_param_group({"params": g[0], "weight_decay": decay})
@@ -223,11 +228,13 @@ class ModelEMA:
     """Exponential moving average of a model's floating-point state (parameters and BN buffers).
 
     decay(u) = decay * (1 - exp(-u / tau)) with u the number of updates, so early updates follow the model closely.
+    ``multi_tensor``: one fused kernel updates every tensor (OneFlow CUDA only, see utils.backend.fused).
     """
 
-    def __init__(self, model, decay=0.9999, tau=2000, updates=0):
+    def __init__(self, model, decay=0.9999, tau=2000, updates=0, multi_tensor=False):
         self.ema = deepcopy(de_parallel(model)).eval()
         self.updates = updates
+        self.multi_tensor = multi_tensor
         self.decay_max, self.tau = decay, tau
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -240,9 +247,12 @@ class ModelEMA:
         d = self.decay(self.updates)
         msd = de_parallel(model).state_dict()
         with torch.no_grad():
-            for k, v in self.ema.state_dict().items():
-                if v.is_floating_point():
-                    v.mul_(d).add_(msd[k].detach() * (1 - d))
+            pairs = [(v, msd[k].detach()) for k, v in self.ema.state_dict().items() if v.is_floating_point()]
+            if self.multi_tensor:
+                ema_update_([e for e, _ in pairs], [m for _, m in pairs], d)
+                return
+            for v, m in pairs:
+                v.mul_(d).add_(m * (1 - d))
 
     def update_attr(self, model, include=(), exclude=("process_group", "reducer")):
         copy_attr(self.ema, de_parallel(model), include, exclude)

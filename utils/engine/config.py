@@ -58,6 +58,8 @@ class TrainConfig(_FromOpt):
         patience: epochs without improvement before stopping (None or <= 0: never).
         noplots: no plot files. noval: validate the final epoch only. resume: continue the run of the weights.
         evolve: hyperparameter-evolution generations, None for a normal run. sync_bn: SyncBatchNorm under DDP.
+        multi_tensor_optimizer: fused optimizer step and EMA update (OneFlow CUDA; elsewhere a notice).
+        graph: compile the training step (OneFlow nn.Graph; torch.compile on PyTorch).
         opt: the flags as plain data (opt.yaml, checkpoints).
     """
 
@@ -79,6 +81,8 @@ class TrainConfig(_FromOpt):
     resume: bool
     evolve: int
     sync_bn: bool
+    multi_tensor_optimizer: bool
+    graph: bool
     opt: dict
 
     def __post_init__(self):
@@ -111,6 +115,7 @@ class DetectTrainConfig(TrainConfig):
     cos_lr: bool
     freeze: tuple
     save_period: int
+    bbox_iou_optim: bool
 
     def __post_init__(self):
         super().__post_init__()
@@ -198,6 +203,7 @@ class ValConfig(_FromOpt):
     exist_ok: bool
     half: bool
     dnn: bool
+    graph: bool
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,7 @@ class ClassifyValConfig(_FromOpt):
     exist_ok: bool
     half: bool
     dnn: bool
+    graph: bool
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,9 @@ class PredictConfig(_FromOpt):
     exist_ok: bool
     half: bool
     dnn: bool
+    graph: bool
     vid_stride: int
+    graph: bool
     conf_thres: float
     iou_thres: float
     max_det: int

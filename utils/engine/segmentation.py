@@ -207,7 +207,7 @@ class SegmentationTrainer(DetectionTrainer):
         return mask_dataset_args(self.cfg.mask_ratio, self.cfg.overlap)
 
     def build_loss(self):
-        return ComputeLoss(self.model, self.hyp, overlap=self.cfg.overlap)
+        return ComputeLoss(self.model, self.hyp, overlap=self.cfg.overlap, bbox_iou_optim=self.fused_iou)
 
     def build_validator(self, plots=False, **changes):
         return self.validator_class(self.val_config(**changes), dataloader=self.val_loader, save_dir=self.save_dir,

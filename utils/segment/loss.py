@@ -32,8 +32,8 @@ class ComputeLoss(DetectionLoss):
         overlap, else (nt, H, W) in target order; (H, W) is resized (nearest) to (mh, mw) when it differs.
     """
 
-    def __init__(self, model, hyp, *, overlap, autobalance=False):
-        super().__init__(model, hyp, autobalance=autobalance)
+    def __init__(self, model, hyp, *, overlap, autobalance=False, bbox_iou_optim=False):
+        super().__init__(model, hyp, autobalance=autobalance, bbox_iou_optim=bbox_iou_optim)
         self.overlap = overlap
         self.nm = getattr(model, "module", model).model[-1].nm  # the Segment head (model or its DDP wrapper)
         self._mask_targets = None  # set by build_targets, read by mask_loss
