@@ -1,8 +1,9 @@
 """Experimental blocks, model ensembles, and ``attempt_load``: weights files -> ready models.
 
-``attempt_load`` reads official ultralytics ``.pt`` files (whole pickled models) and our own checkpoints (plain
-data) through utils.checkpoint, which never executes pickled code; the network itself is always rebuilt from its
-YAML by our own builder and the weights are copied in with their names and shapes checked.
+``attempt_load`` reads official ultralytics ``.pt`` files (whole pickled models), one-yolov5's ``oneflow.save``
+checkpoints (``last.of``, ``yolov5s.of``, ``weights/last`` folders) and our own checkpoints (plain data) through
+utils.checkpoint, which never executes pickled code; the network itself is always rebuilt from its YAML by our own
+builder and the weights are copied in with their names and shapes checked.
 """
 
 import os
@@ -34,13 +35,29 @@ class WeightsError(UserError, ValueError):
     """Weights that do not fit the model they describe; the message names the file and the tensors."""
 
 
+WEIGHTS_SUFFIXES = (".pt", ".of")  # checkpoint names: ours and ultralytics' (.pt), one-yolov5's (.of)
+
+
+def is_checkpoint_path(path):
+    """True for a name the checkpoint reader takes: ``*.pt`` / ``*.of``, or a folder that oneflow.save wrote
+    (one-yolov5 v1.0 / v1.1 ``weights/last``); exported formats (.onnx, .torchscript, ...) are not checkpoints."""
+    p = str(path).rstrip("/\\")
+    return p.endswith(WEIGHTS_SUFFIXES) or checkpoint.is_oneflow_dir(p)
+
+
+def _same_shape(a, b):
+    """Shapes match; a one-element tensor also fits a scalar (OneFlow 0.9 gives 0-d tensors' data as shape (1,))."""
+    a, b = tuple(a), tuple(b)
+    return a == b or (int(np.prod(a)) == int(np.prod(b)) == 1 and min(len(a), len(b)) == 0)
+
+
 def load_state_dict(model, state, source="weights"):
     """Copy a name -> numpy array mapping into ``model``, refusing missing, unexpected or mis-shaped tensors."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     bad = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-           for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+           for k in own if k in state and not _same_shape(state[k].shape, own[k].shape)]
     if missing or unexpected or bad:
         parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
                  f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
@@ -48,7 +65,7 @@ def load_state_dict(model, state, source="weights"):
         raise WeightsError(f"{source}: weights do not fit the model: {'; '.join(p for p in parts if p)}")
     converted = {}
     for k, v in own.items():
-        a = np.asarray(state[k])
+        a = np.asarray(state[k]).reshape(tuple(v.shape))
         converted[k] = from_numpy(a.astype(np.float32) if a.dtype.kind == "f" else a.astype(np.int64), dtype=v.dtype)
     model.load_state_dict(converted)
     return model
@@ -141,13 +158,37 @@ def _payload(rec, path):
     raise checkpoint.CheckpointError(f"{path}: unrecognised model entry of type {type(rec).__name__}")
 
 
-def read_weights(path, prefer_ema=True):
-    """Read a checkpoint: (checkpoint dict, payload of 'ema' or 'model', payload of 'ema' or None)."""
+def _as_ours(payload):
+    """A model payload in the form of our checkpoints' 'model' / 'ema' entries (what resuming reads)."""
+    return {"task": payload["task"], "yaml": payload["yaml"], "yaml_file": payload["yaml_file"],
+            "names": payload["names"], "state_dict": payload["state"]}
+
+
+def read_weights(path, prefer_ema=True, resume=False):
+    """Read a checkpoint: (checkpoint dict, payload of 'ema' or 'model', payload of 'ema' or None).
+
+    The returned dict has 'model' and 'ema' in our form whatever wrote the file (pickled modules of ultralytics or
+    one-yolov5 become {'task', 'yaml', 'names', 'state_dict', ...}); an optimizer state written by another program is
+    dropped (a resumed training restarts its optimizer, with a warning when ``resume``).
+    """
     ckpt = checkpoint.read(path)
     if not isinstance(ckpt, dict) or (ckpt.get("ema") is None and ckpt.get("model") is None):
         raise checkpoint.CheckpointError(f"{path}: not a YOLOv5 checkpoint (no 'model' or 'ema' entry)")
     ema = _payload(ckpt["ema"], path) if ckpt.get("ema") is not None else None
     main = ema if (prefer_ema and ema is not None) or ckpt.get("model") is None else _payload(ckpt["model"], path)
+    ckpt = dict(ckpt)
+    for key in ("model", "ema"):
+        if isinstance(ckpt.get(key), checkpoint.ModuleRecord):
+            ckpt[key] = _as_ours(_payload(ckpt[key], path))
+    fitness = ckpt.get("best_fitness")
+    if isinstance(fitness, np.ndarray):  # ultralytics and one-yolov5 keep fitness() output, an array of shape (1,)
+        ckpt["best_fitness"] = float(fitness.ravel()[0]) if fitness.size else None
+    opt_state = ckpt.get("optimizer")
+    if opt_state is not None and not (isinstance(opt_state, dict) and "backend" in opt_state):
+        ckpt["optimizer"] = None
+    if resume and opt_state is not None and ckpt["optimizer"] is None:
+        LOGGER.warning(f"WARNING ⚠️ {path}: its optimizer state was written by another program (ultralytics or "
+                       f"one-yolov5); only the model weights are resumed, the optimizer starts afresh")
     return ckpt, main, ema
 
 

@@ -26,16 +26,16 @@ SKIP_DIRS = {"tests", ".venv", ".venv-torch", ".git", "runs", "data"}
 LAYERS = [  # (layer, module-name prefixes), first match wins
     (1, ("utils.backend",)),
     (0, ("utils.log", "utils.files", "utils.callbacks", "utils.downloads", "utils.cli", "utils.onnx_graph",
-         "utils.errors")),
+         "utils.errors", "utils.checks")),
     (2, ("utils.checkpoint", "utils.boxes", "utils.nms", "utils.torch_utils", "utils.annotator", "utils.dist",
-         "utils.segment.masks")),
+         "utils.segment.masks", "utils.autobatch")),
     (3, ("models",)),
-    (5, ("utils.engine",)),
+    (5, ("utils.engine", "utils.general")),  # utils.general re-exports names that live in the engine
     (6, ("utils.demo", "utils.flask_rest_api", "benchmarks", "train", "val", "detect", "export", "hubconf",
          "segment", "classify")),
     (4, ("utils.data", "utils.loss", "utils.metrics", "utils.plots", "utils.train_plots", "utils.autoanchor",
          "utils.coco", "utils.runtime", "utils.export", "utils.autoshape", "utils.evolve", "utils.segment",
-         "utils.classify", "utils.dataloaders", "utils.augmentations", "utils.general")),
+         "utils.classify", "utils.dataloaders", "utils.augmentations", "utils.ultralytics_format")),
 ]
 SCRIPTS = ["train.py", "val.py", "detect.py", "export.py", "hubconf.py", "benchmarks.py", "segment/train.py",
            "segment/val.py", "segment/predict.py", "classify/train.py", "classify/val.py", "classify/predict.py"]

@@ -11,8 +11,10 @@ under the final name. What the verification does:
      Outputs are pixels and probabilities, so this is about 0.6 px at 640 and 0.001 in a score.
 The maximum absolute difference is logged for every export.
 
-Formats are ultralytics v7.0's ``export_formats()``; those this build cannot produce are refused up front with the
-reason, before any model is loaded.
+Formats are ultralytics v7.0's ``export_formats()``, plus ``ultralytics``: the weights in ultralytics' own checkpoint
+layout (``<stem>_ultralytics.pt``, utils/ultralytics_format.py), for its attempt_load / detect.py / val.py / export.py
+/ torch.hub. As in ultralytics, every requested format is attempted on its own: one that this build or backend cannot
+produce is reported with the reason and what to use instead, one that fails is reported, and the others are written.
 """
 
 import contextlib
@@ -38,6 +40,7 @@ from utils.downloads import DownloadError
 from utils.errors import UserError
 from utils.files import ROOT
 from utils.log import LOGGER, colorstr
+from utils.ultralytics_format import FormatError, read_back, ultralytics_file, write_ultralytics
 
 # Format, --include argument, file suffix, CPU, GPU: ultralytics v7.0 export_formats(), in its order
 EXPORT_FORMATS = (
@@ -78,26 +81,36 @@ def export_formats():
     return pd.DataFrame(EXPORT_FORMATS, columns=["Format", "Argument", "Suffix", "CPU", "GPU"])
 
 
+OURS = ("ultralytics",)  # --include arguments beyond ultralytics' table (written by this build on any backend)
+
+
 def unavailable(argument):
     """Why the --include ``argument`` cannot be produced with this backend/build, or None when it can."""
 
     if argument == "torchscript" and not capabilities()["torchscript"]:
-        return (f"TorchScript export needs torch.jit, which the {NAME} backend does not have: use --backend torch "
-                f"for TorchScript, or --include onnx")
+        return (f"TorchScript export needs torch.jit, which the {NAME} backend does not have: run export.py with "
+                f"--backend torch for TorchScript, or use --include onnx (runs everywhere TorchScript does) or "
+                f"--include ultralytics (a .pt for ultralytics' own tools)")
     return NOT_BUILT.get(argument)
 
 
 def check_include(include):
-    """The validated, lower-cased --include list; unknown or unavailable formats raise one ExportError naming all."""
+    """Split --include into (formats to export, {refused format: reason}), lower-cased and de-duplicated.
+
+    Raises:
+        ExportError: an unknown format (named with the valid ones), or not a single format this build can write.
+    """
     include = [str(x).lower().strip() for x in ([include] if isinstance(include, str) else include)]
-    valid = tuple(a for _, a, *_ in EXPORT_FORMATS[1:])
+    valid = tuple(a for _, a, *_ in EXPORT_FORMATS[1:]) + OURS
     unknown = [x for x in include if x not in valid]
     if unknown or not include:
         raise ExportError(f"Invalid --include {unknown or include}, valid --include arguments are {valid}")
-    reasons = [f"{x}: {unavailable(x)}" for x in dict.fromkeys(include) if unavailable(x)]
-    if reasons:
-        raise ExportError("not supported on this backend/platform:\n  " + "\n  ".join(reasons))
-    return list(dict.fromkeys(include))
+    include = list(dict.fromkeys(include))
+    refused = {x: unavailable(x) for x in include if unavailable(x)}
+    if len(refused) == len(include):
+        raise ExportError("not supported on this backend/platform:\n  " +
+                          "\n  ".join(f"{x}: {r}" for x, r in refused.items()))
+    return [x for x in include if x not in refused], refused
 
 
 def file_size(path):
@@ -169,8 +182,12 @@ def native_outputs(model, x, half=False):
     t = t.half() if half else t.float()
     with inference_mode():
         y = model(t)
-    y = y if isinstance(y, (list, tuple)) else [y]
-    return [to_numpy(v).astype(np.float32) for v in y]
+    return [to_numpy(v).astype(np.float32) for v in _flat(y)]
+
+
+def _flat(y):
+    """Nested output lists/tuples (eval-mode heads return (detections, [feature maps])) as one flat list."""
+    return [z for v in y for z in _flat(v)] if isinstance(y, (list, tuple)) else [y]
 
 
 def compare_outputs(exported, native, half=False, what="export"):
@@ -355,6 +372,29 @@ def export_torchscript(model, im, file, optimize=False, metadata=None, half=Fals
     return f, diff
 
 
+# ----------------------------------------------------------------------------------------- ultralytics' layout
+def export_ultralytics(weights, shape):
+    """Write ``<stem>_ultralytics.pt`` (a pickled FP16 model as ultralytics' release files hold it), read it back
+    through our allow-list reader and check it against the original weights; returns (path, max abs difference)."""
+    prefix = colorstr("ultralytics:")
+    f = ultralytics_file(weights)
+    LOGGER.info(f"\n{prefix} starting export of {weights} in ultralytics' checkpoint layout (pickled model, FP16)...")
+    with work_dir(f) as tmp:
+        tmp_file = tmp / f.name
+        try:
+            _, model = write_ultralytics(weights, tmp_file)
+            kind, classes, back = read_back(tmp_file)
+        except FormatError as e:
+            raise ExportError(str(e)) from None
+        x = probe_images(shape)
+        diff = compare_outputs(native_outputs(back, x), native_outputs(model, x), half=True,
+                               what=f"{f.name} read back")
+        LOGGER.info(f"{prefix} verified: read back through the allow-list reader (a pickled {kind}, {len(classes)} "
+                    f"module classes), max abs difference {diff:.2e} vs the original weights (FP16 storage)")
+        os.replace(tmp_file, f)
+    return f, diff
+
+
 # ------------------------------------------------------------------------------------------------------------- run
 IGNORED_HERE = {  # flags of formats this build does not export: named in a warning when set
     "keras": False, "int8": False, "nms": False, "agnostic_nms": False, "verbose": False, "workspace": 4,
@@ -389,13 +429,16 @@ def export(weights=ROOT / "yolov5s.pt", imgsz=(640, 640), batch_size=1, device="
            half=False, inplace=False, optimize=False, dynamic=False, simplify=False, opset=12, data=None, **ignored):
     """Export ``weights`` to every --include format; returns the written paths (str), in --include order.
 
+    A format this build or backend cannot produce is skipped with a warning naming the reason (an error only when
+    none of the requested formats can be produced).
+
     Raises:
-        ExportError: bad flags, unreadable weights, a format unavailable here, or an export that failed (the others
-            are still attempted first; every failure is named).
+        ExportError: bad flags, unreadable weights, no requested format available here, or an export that failed
+            (the others are still attempted first; every failure is named).
     """
 
     t = time.time()
-    include = check_include(include)
+    include, refused = check_include(include)
     unknown = set(ignored) - set(IGNORED_HERE)
     if unknown:
         raise TypeError(f"unknown export argument(s): {sorted(unknown)}")
@@ -430,14 +473,18 @@ def export(weights=ROOT / "yolov5s.pt", imgsz=(640, 640), batch_size=1, device="
     LOGGER.info(f"\n{framework} starting from {w} with output shape {shape} ({file_size(w):.1f} MB)")
 
     written, failed = [], []
+    for fmt, reason in refused.items():
+        LOGGER.warning(f"WARNING ⚠️ --include {fmt} refused: {reason}")
     for fmt in include:
         t0 = time.time()
-        prefix = colorstr({"onnx": "ONNX:", "torchscript": "TorchScript:"}[fmt])
+        prefix = colorstr({"onnx": "ONNX:", "torchscript": "TorchScript:", "ultralytics": "ultralytics:"}[fmt])
         try:
             with backend.inference_mode():
                 if fmt == "onnx":
                     f, _ = export_onnx(model, im, w, opset=opset, dynamic=dynamic, simplify=simplify,
                                        metadata=metadata, half=half)
+                elif fmt == "ultralytics":
+                    f, _ = export_ultralytics(w, tuple(im.shape))
                 else:
                     f, _ = export_torchscript(model, im, w, optimize=optimize, metadata=metadata, half=half)
         except ExportError as e:
@@ -448,11 +495,11 @@ def export(weights=ROOT / "yolov5s.pt", imgsz=(640, 640), batch_size=1, device="
         written.append(str(f))
     if failed:
         raise ExportError("export failed for " + "; ".join(failed))
-    _summary(model, written, half, t)
+    _summary(model, written, half, t, refused)
     return written
 
 
-def _summary(model, files, half, t0):
+def _summary(model, files, half, t0, refused=None):
 
     seg, cls = isinstance(model, SegmentationModel), isinstance(model, ClassificationModel)
     folder = Path("segment" if seg else "classify" if cls else "")
@@ -466,4 +513,6 @@ def _summary(model, files, half, t0):
                 f"\nValidate:        python {folder / 'val.py'} --weights {f}{h}"
                 f"\nPyTorch Hub:     model = torch.hub.load('ultralytics/yolov5', 'custom', '{f}'){note}"
                 f"\nVisualize:       https://netron.app")
+    if refused:
+        LOGGER.warning(f"WARNING ⚠️ not exported: {', '.join(refused)} (see the reasons above)")
 

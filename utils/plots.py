@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from utils.annotator import colors, feature_visualization  # noqa: F401 (models.yolo imports it from here)
+from utils.annotator import Annotator, Colors, save_one_box  # noqa: F401 (ultralytics' utils.plots names)
 from utils.backend import is_tensor, to_numpy
 from utils.boxes import xywh2xyxy, xyxy2xywh
 from utils.log import LOGGER
@@ -248,3 +249,16 @@ def plot_val_study(file="", dir="", x=None):
     LOGGER.info(f"Saving {out}...")
     fig.savefig(out, dpi=300)
     return out
+
+
+def __getattr__(name):
+    """ultralytics' utils.plots names that live in modules importing pyplot / seaborn: loaded on first use only."""
+    if name in ("plot_results", "plot_labels", "plot_evolve"):
+        from utils import train_plots  # noqa: PLC0415 (heavy import, ultralytics path)
+
+        return getattr(train_plots, name)
+    if name == "imshow_cls":
+        from utils.classify.plots import imshow_cls  # noqa: PLC0415
+
+        return imshow_cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 import yaml
 
-from models.experimental import attempt_load
+from models.experimental import attempt_load, is_checkpoint_path
 from models.yolo import model_task
 from utils.backend import capabilities, from_numpy, nn, time_sync, to_numpy, torch
 from utils.backend.export import ExportUnsupportedError, load_torchscript
@@ -58,6 +58,8 @@ def model_format(path):
     if url.scheme in ("http", "https", "grpc") and url.netloc and not Path(url.path).suffix:
         return "triton"
     name = Path(p).name.lower()
+    if is_checkpoint_path(p):  # also one-yolov5's .of files and oneflow.save folders: native checkpoints
+        return "pt"
     for _, flag, ending in FORMATS:
         if name.endswith(ending):
             return flag

@@ -12,11 +12,15 @@ storage bytes, one record per storage), ``<prefix>/version``, and in newer files
 pickled as ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)``, where ``storage`` is a persistent
 id ``('storage', torch.<X>Storage, key, location, numel)``.
 
+one-yolov5's ``oneflow.save`` checkpoints (folders with ``pickled_data`` + ``tensor_<n>/`` records, or single pickle
+files) are read by the same restricted unpickler (oneflow_format.py).
+
 Nothing here imports torch or oneflow: tensors are read as numpy arrays and written from numpy arrays.
 """
 
 from utils.checkpoint.format import CheckpointError, UnsafeCheckpointError  # noqa: F401
+from utils.checkpoint.oneflow_format import is_checkpoint_dir as is_oneflow_dir  # noqa: F401
 from utils.checkpoint.reader import ModuleRecord, read  # noqa: F401
 from utils.checkpoint.writer import write  # noqa: F401
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "ModuleRecord", "read", "write"]
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "ModuleRecord", "read", "write", "is_oneflow_dir"]

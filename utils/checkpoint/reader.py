@@ -2,7 +2,9 @@
 
 Official ultralytics ``.pt`` files are full pickles of ``nn.Module`` objects; ``pickle.load`` on them would import and
 run whatever the file names. Here only an allow-list of globals resolves, and every pickled module becomes a
-:class:`ModuleRecord` (plain data), so loading a checkpoint never executes code.
+:class:`ModuleRecord` (plain data), so loading a checkpoint never executes code. one-yolov5's ``oneflow.save``
+checkpoints (folders, or single pickle files) go through the same unpickler with OneFlow's tensor classes added to the
+allow-list (utils/checkpoint/oneflow_format.py).
 """
 
 import collections
@@ -15,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+import utils.checkpoint.oneflow_format as oneflow_format
 from utils.checkpoint.format import (_LEGACY_MAGIC, _NN_CLASSES, _STORAGE_CODES, _TORCH_DTYPES,
                                      _YOLO_CLASSES, _YOLO_MODULES, CheckpointError, UnsafeCheckpointError)
 
@@ -309,10 +312,20 @@ _TRANSFORM_CLASSES = {(m, n) for m in ("torchvision.transforms.transforms",)
     for n in ("CenterCrop", "ToTensor", "LetterBox")}
 
 
-def _find_global(module, name):
-    """The object the restricted unpickler returns for GLOBAL module.name, or None if it is not allowed."""
+_ONEFLOW_ALLOWED = oneflow_format.globals_table()
+
+
+def _find_global(module, name, oneflow=False):
+    """The object the restricted unpickler returns for GLOBAL module.name, or None if it is not allowed.
+
+    ``oneflow``: the pickle comes from oneflow.save, whose tensors, dtypes and ``oneflow.nn.modules.*`` are allowed.
+    """
     if (module, name) in _ALLOWED:
         return _ALLOWED[module, name]
+    if oneflow and (module, name) in _ONEFLOW_ALLOWED:
+        return _ONEFLOW_ALLOWED[module, name]
+    if oneflow and module.startswith("oneflow.nn.modules.") and name in _NN_CLASSES:
+        return _record_class(f"{module}.{name}")
     if (module, name) in _TRANSFORM_CLASSES:  # -cls files carry model.transforms: kept as inert records
         return _record_class(f"{module}.{name}")
     if (module in _YOLO_MODULES and name in _YOLO_CLASSES) or (
@@ -324,19 +337,21 @@ def _find_global(module, name):
 class _Unpickler(pickle.Unpickler):
     """Resolves only allow-listed globals and reads storages from the open zip on demand."""
 
-    def __init__(self, data, file, zf, prefix, order):
+    def __init__(self, data, file, zf=None, prefix="", order="<", oneflow=False):
         super().__init__(io.BytesIO(data))
-        self.file, self.zf, self.prefix, self.order = file, zf, prefix, order
+        self.file, self.zf, self.prefix, self.order, self.oneflow = file, zf, prefix, order, oneflow
         self.storages = {}
 
     def find_class(self, module, name):
-        found = _find_global(module, name)
+        found = _find_global(module, name, self.oneflow)
         if found is None:
             raise UnsafeCheckpointError(f"{self.file}: refusing to load global '{module}.{name}': it is not on the "
                                         f"allow-list of utils/checkpoint.py (loading a checkpoint never runs code)")
         return found
 
     def persistent_load(self, pid):
+        if self.zf is None:
+            raise ValueError("persistent ids outside a torch zip checkpoint")
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")):
             raise ValueError(f"unknown persistent id {pid!r:.80}")
         storage_type, key, numel = pid[1], str(pid[2]), pid[4]  # pid[3] (e.g. 'cuda:0') is ignored on purpose
@@ -368,8 +383,6 @@ def _not_zip_reason(head):
     if head.startswith(_LEGACY_MAGIC):
         return ("it is in the legacy (torch < 1.6) non-zip format, which is not supported; re-save it with "
                 "torch >= 1.6: torch.save(torch.load(f), f)")
-    if head[:1] == b"\x80":
-        return "it is a bare pickle, not a PyTorch zip checkpoint"
     return "it is not a zip archive (not a PyTorch checkpoint)"
 
 
@@ -386,15 +399,16 @@ def _find_prefix(zf, file):
 
 
 def read(path):
-    """Load a PyTorch zip checkpoint safely, without torch.
+    """Load a checkpoint safely, without torch or oneflow.
 
     Args:
-        path: file written by ``torch.save`` (torch >= 1.6) or by :func:`write`.
+        path: file written by ``torch.save`` (torch >= 1.6) or by :func:`write`; or what ``oneflow.save`` wrote (a
+            folder with ``pickled_data``, a legacy variable folder, or a single pickle file with a 'oneflow' key).
 
     Returns:
         The unpickled object. Tensors and Parameters are numpy arrays with the stored dtype, shape and values
         (contiguous copies; bfloat16 becomes float32); pickled modules are :class:`ModuleRecord` objects; pathlib
-        paths are strings.
+        paths are strings. A legacy OneFlow variable folder gives {variable name: array}.
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -405,9 +419,11 @@ def read(path):
     if not os.path.exists(file):
         raise FileNotFoundError(errno.ENOENT, "checkpoint not found", file)
     if os.path.isdir(file):
-        raise CheckpointError(f"{file}: is a directory, not a checkpoint file (oneflow.save directories are not read)")
+        return _read_oneflow_dir(file)
     with open(file, "rb") as f:
         head = f.read(len(_LEGACY_MAGIC))
+    if head[:1] == b"\x80" and not head.startswith(_LEGACY_MAGIC):
+        return _read_oneflow_file(file)
     if not head.startswith(b"PK"):
         raise CheckpointError(f"{file}: cannot load: {_not_zip_reason(head)}")
     try:
@@ -430,3 +446,40 @@ def read(path):
             raise CheckpointError(f"{file}: corrupt {prefix}data.pkl: {type(e).__name__}: {e}") from e
 
 
+
+
+def _unpickle_oneflow(data, file, folder=None):
+    """oneflow.save's pickle -> the saved object, tensors as numpy arrays (loaded from ``folder`` if given)."""
+    try:
+        obj = _Unpickler(data, file, oneflow=True).load()
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{file}: corrupt oneflow.save pickle: {type(e).__name__}: {e}") from e
+    obj = oneflow_format.unwrap(obj, file, single_file=folder is None)
+    return oneflow_format.resolve_tensors(obj, folder, ModuleRecord)
+
+
+def _read_oneflow_dir(folder):
+    """A checkpoint folder written by oneflow.save (one-yolov5 ``weights/last``, ``last.of``, ``yolov5s.of``)."""
+    pickled = os.path.join(folder, oneflow_format.PICKLE_FILE)
+    if os.path.isfile(pickled):
+        with open(pickled, "rb") as f:
+            return _unpickle_oneflow(f.read(), folder, folder)
+    if oneflow_format.is_checkpoint_dir(folder):
+        return oneflow_format.read_legacy_dir(folder)
+    raise CheckpointError(f"{folder}: is a directory, not a checkpoint (neither a PyTorch file nor a oneflow.save "
+                          f"folder with '{oneflow_format.PICKLE_FILE}')")
+
+
+def _read_oneflow_file(file):
+    """A bare pickle: only oneflow.save's single-file layout is accepted."""
+    with open(file, "rb") as f:
+        data = f.read()
+    try:
+        return _unpickle_oneflow(data, file)
+    except UnsafeCheckpointError:
+        raise
+    except CheckpointError as e:
+        raise CheckpointError(f"{file}: cannot load: it is a bare pickle, neither a PyTorch zip checkpoint nor a "
+                              f"oneflow.save file ({e})") from None

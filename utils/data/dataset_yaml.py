@@ -43,6 +43,13 @@ def yaml_load(file):
         return yaml.safe_load(f) or {}
 
 
+def yaml_save(file="data.yaml", data=None):
+    """Write ``data`` as YAML (paths as strings, keys in their order), as ultralytics saves opt.yaml / hyp.yaml."""
+    with open(file, "w") as f:
+        yaml.safe_dump({k: str(v) if isinstance(v, Path) else v for k, v in (data or {}).items()}, f,
+                       sort_keys=False)
+
+
 def check_dataset(data, autodownload=True):
     """Load and check a dataset YAML (or dict); download its data when missing and the YAML gives URLs.
 
@@ -191,6 +198,27 @@ def _fetch(url, file, path, timeout=30):
                             f"{path}/labels/...)") from None
 
 
+def download(url, dir=".", unzip=True, delete=True, curl=False, threads=1, retry=3):
+    """Fetch each URL of ``url`` into ``dir`` (and extract archives), as ultralytics' download(); online only.
+
+    ``curl``, ``threads`` and ``retry`` are accepted for compatibility: files are fetched one by one with urllib.
+    Raises:
+        DownloadError: a file could not be fetched (the message says where to put it by hand).
+    """
+    dir = Path(dir)
+    dir.mkdir(parents=True, exist_ok=True)
+    for u in [url] if isinstance(url, (str, Path)) else url:
+        name = Path(str(u).split("?")[0]).name
+        file = dir / name
+        if not file.exists():
+            _fetch(str(u), file, dir)
+        if unzip and name.endswith(_ARCHIVES):
+            LOGGER.info(f"Unzipping {file}...")
+            extract_archive(file, dir)
+            if delete:
+                file.unlink()
+
+
 def _safe_target(dest, name):
     target = (dest / name).resolve()
     if not str(target).startswith(str(dest.resolve()) + os.sep) and target != dest.resolve():
@@ -198,9 +226,11 @@ def _safe_target(dest, name):
     return target
 
 
-def extract_archive(file, dest, exclude=(".DS_Store", "__MACOSX")):
-    """Extract a .zip/.tar(.gz) into ``dest``, skipping macOS metadata and refusing members that escape ``dest``."""
-    file, dest = Path(file), Path(dest)
+def extract_archive(file, dest=None, exclude=(".DS_Store", "__MACOSX")):
+    """Extract a .zip/.tar(.gz) into ``dest`` (default: the archive's folder), skipping macOS metadata and refusing
+    members that escape ``dest``."""
+    file = Path(file)
+    dest = Path(dest) if dest is not None else file.parent
     if zipfile.is_zipfile(file):
         with zipfile.ZipFile(file) as z:
             for m in z.namelist():

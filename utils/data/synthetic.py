@@ -264,6 +264,32 @@ def make_dataset(out, n_train=64, n_val=16, imgsz=256, seed=0, task="detect", fm
     return _write_yaml(out, TASKS[task], train, val, seed, task)
 
 
+SAMPLES_DIR = ROOT / "data" / "images"  # every script's default --source
+
+
+def write_samples(out=SAMPLES_DIR, imgsz=640, seed=0):
+    """Write the repository's sample images (data/images/*.jpg, the default --source of detect.py and predict.py).
+
+    Scenes i = 0, 1, ... of generator (seed, 2, i) are drawn until there is one square, one landscape and one portrait
+    scene with at least two objects: shapes_square.jpg, shapes_wide.jpg, shapes_tall.jpg (long side ``imgsz``).
+    Returns the written paths; the same arguments give the same bytes.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted, written = {"square": None, "wide": None, "tall": None}, []
+    i = 0
+    while None in wanted.values():
+        img, objects = render_scene(np.random.default_rng([seed, 2, i]), imgsz)
+        h, w = img.shape[:2]
+        kind = "square" if h == w else "wide" if w > h else "tall"
+        if wanted[kind] is None and len(objects) >= 2:
+            wanted[kind] = out / f"shapes_{kind}.jpg"
+            wanted[kind].write_bytes(_encode(img, "jpg"))
+            written.append(wanted[kind])
+        i += 1
+    return written
+
+
 def parse_opt(argv=None):
     return cli.parse("utils/data/synthetic", argv)
 

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from models.experimental import attempt_load
+from models.experimental import attempt_load, is_checkpoint_path
 from models.yolo import ClassificationModel, DetectionModel, model_task, reshape_classifier_output
 from utils.annotator import Annotator
 from utils.backend import F, cuda_memory_reserved_gb, from_numpy, is_tensor, nn, to_numpy
@@ -134,7 +134,7 @@ class ClassificationTrainer(BaseTrainer):
     def build_model(self):
         cfg = self.cfg
         name = str(cfg.model)
-        if Path(name).is_file() or name.endswith(".pt"):
+        if Path(name).is_file() or is_checkpoint_path(name):
             model = attempt_load(name, device="cpu", fuse=False)
         elif name.endswith((".yaml", ".yml")):
             model = DetectionModel(name)

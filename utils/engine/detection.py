@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.experimental import attempt_load, read_weights, transfer_weights
+from models.experimental import attempt_load, is_checkpoint_path, read_weights, transfer_weights
 from models.yolo import DetectionModel
 from utils import coco
 from utils.annotator import colors, save_one_box
@@ -298,8 +298,8 @@ class DetectionTrainer(BaseTrainer):
     def build_model(self):
         cfg, hyp = self.cfg, self.hyp
         anchors = hyp.get("anchors")
-        if cfg.weights.endswith(".pt"):
-            self.ckpt, rec, _ = read_weights(attempt_download(cfg.weights), prefer_ema=False)
+        if is_checkpoint_path(cfg.weights):
+            self.ckpt, rec, _ = read_weights(attempt_download(cfg.weights), prefer_ema=False, resume=cfg.resume)
             model = self.model_class(cfg.cfg or rec["yaml"], ch=3, nc=self.nc, anchors=anchors)
             exclude = ["anchor"] if (cfg.cfg or anchors) and not cfg.resume else []
             n = transfer_weights(model, rec["state"], exclude)
@@ -375,7 +375,7 @@ class DetectionTrainer(BaseTrainer):
         self.maps = np.zeros(self.nc)
 
     def build_loss(self):
-        return ComputeLoss(self.model, self.hyp)
+        return ComputeLoss(self.model, self.hyp, bbox_iou_optim=self.fused_iou)
 
     def val_config(self, **changes):
         """The validation settings of this run: val.py's defaults with the trainer's data, batch and sizes."""

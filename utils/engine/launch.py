@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from models.experimental import is_checkpoint_path
 from utils import checkpoint, dist
 from utils.backend import banner, select_device
 from utils.callbacks import Callbacks
@@ -24,15 +25,15 @@ from utils.log import LOGGER
 
 
 def get_latest_run(search_dir="."):
-    """Path of the most recently written last*.pt under search_dir (for a bare --resume)."""
-    runs = sorted(Path(search_dir).rglob("last*.pt"), key=os.path.getmtime)
+    """Path of the most recently written last*.pt (or one-yolov5 last*.of) under search_dir (for a bare --resume)."""
+    runs = sorted((p for p in Path(search_dir).rglob("last*") if is_checkpoint_path(p)), key=os.path.getmtime)
     return runs[-1] if runs else None
 
 
 def resume_opt(opt):
     """--resume [path]: the run's own flags (its opt.yaml, else the checkpoint's), to continue in the same folder."""
     last = Path(opt.resume) if isinstance(opt.resume, str) else (get_latest_run(ROOT / "runs") or get_latest_run())
-    if last is None or not last.is_file():
+    if last is None or not last.exists():
         what = opt.resume if isinstance(opt.resume, str) else "no last.pt under runs/"
         raise FileNotFoundError(f"--resume: no checkpoint found ({what})")
     opt_yaml = last.parent.parent / "opt.yaml"
@@ -43,6 +44,8 @@ def resume_opt(opt):
         d = checkpoint.read(last).get("opt") or {}
     resumed = argparse.Namespace(**{**vars(opt), **d})
     resumed.cfg, resumed.weights, resumed.resume, resumed.exist_ok = "", str(last), True, True
+    if last.parent.name == "weights" or not d.get("save_dir"):  # the run folder is where the checkpoint is (a saved
+        resumed.save_dir = str(last.parent.parent)  # save_dir may be relative to another working folder: one-yolov5)
     resumed.backend = opt.backend or d.get("backend")
     return resumed
 
@@ -114,8 +117,11 @@ def train_main(opt, callbacks, trainer_class, config_class, default_project=ROOT
     opt = resolve_opt(opt, default_project, evolve_project)
     LOGGER.debug(banner())
     d = dist.setup(opt, log=LOGGER.info)  # launched: checks, device, process group; else a no-op Dist()
-    if opt.batch_size < 1:
-        raise FlagError("--batch-size -1 (AutoBatch) needs a CUDA device; pass a positive --batch-size on the CPU")
+    if opt.batch_size == -1 and d.ddp:  # AutoBatch sizes one process's memory (ultralytics refuses it too)
+        raise FlagError("AutoBatch with --batch-size -1 is incompatible with multi-process DDP training: pass the total "
+                        "--batch-size")
+    if opt.batch_size < 1 and opt.batch_size != -1:
+        raise FlagError(f"--batch-size {opt.batch_size}: pass a positive batch size, or -1 for AutoBatch")
     device = d.device if d.ddp else _device(opt)
     save_dir = d.broadcast_json(str(opt.save_dir), "run folder name")  # one folder even if ranks raced on exp<n>
     extra = {"hyp": load_hyp(opt.hyp)} if hasattr(opt, "hyp") else {}

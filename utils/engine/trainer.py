@@ -41,12 +41,14 @@ from utils import backend, checkpoint
 from utils.checkpoint.writer import CheckpointWriteError
 from utils.backend import (GradScaler, autocast, clip_grad_norm_, cuda_memory_reserved_gb, from_numpy,
                            load_optimizer_state, optimizer_state)
+from utils.autobatch import check_train_batch_size
 from utils.callbacks import Callbacks
 from utils.dist import Dist
 from utils.engine.config import plain
 from utils.engine.interrupt import SignalStop, interrupted, script_name
 from utils.errors import FlagError, report
 from utils.log import LOGGER, colorstr
+from utils.backend.fused import fused_paths
 from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
@@ -123,6 +125,10 @@ class BaseTrainer:
         self.load_data()
         self.model = self.build_model().to(self.device)
         self.amp = backend.amp_supported(self.device)
+        if self.batch_size == -1:  # --batch-size -1: AutoBatch (single process; launch.py refuses it under DDP)
+            imgsz = getattr(self, "imgsz", self.cfg.imgsz)  # detection checks it in build_model
+            self.batch_size = self.local_batch_size = check_train_batch_size(self.model, imgsz, self.amp)
+            self.callbacks.run("on_params_update", {"batch_size": self.batch_size})
         with self.dist.zero_first():  # rank 0 writes the dataset caches; the others read them
             self.train_loader, self.val_loader = self.build_dataloaders()
         self.build_optimizer()
@@ -153,11 +159,13 @@ class BaseTrainer:
         lr0, momentum, decay, self.nbs = self.optimizer_settings()
         self.accumulate = max(round(self.nbs / self.batch_size), 1)
         decay *= self.batch_size * self.accumulate / self.nbs  # weight decay scaled to the nominal batch
-        self.optimizer = smart_optimizer(self.model, self.cfg.optimizer, lr0, momentum, decay)
+        self.fused_iou, multi_tensor = fused_paths(self.device, getattr(self.cfg, "bbox_iou_optim", False),
+                                                   self.cfg.multi_tensor_optimizer)  # one-yolov5's speed flags
+        self.optimizer = smart_optimizer(self.model, self.cfg.optimizer, lr0, momentum, decay, multi_tensor)
         for g in self.optimizer.param_groups:
             g["initial_lr"] = g["lr"]
         self.lf = self.lr_lambda()
-        self.ema = ModelEMA(self.model) if self.dist.main else None  # before DDP wrapping (no deepcopy after)
+        self.ema = ModelEMA(self.model, multi_tensor=multi_tensor) if self.dist.main else None  # before DDP wrapping
 
     def resume_state(self):
         """Optimizer, EMA, best fitness and epoch from the checkpoint when resuming (ultralytics' smart_resume)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.experimental import attempt_load
+from models.experimental import attempt_load, is_checkpoint_path
 from models.yolo import model_task
 from utils.backend import cuda_available, inference_mode, select_device, time_sync, to_numpy
 from utils.callbacks import Callbacks
@@ -50,7 +50,7 @@ def load_weights(weights, device, task, script, half=False, dnn=False, data=None
     files = weights if isinstance(weights, (list, tuple)) else [weights]
     if not files or any(w is None or str(w) == "" for w in files):
         raise ValidationError("no --weights given: pass a .pt file (or several for an ensemble)")
-    if any(not str(w).endswith(".pt") for w in files):
+    if any(not is_checkpoint_path(w) for w in files):
         if len(files) > 1:
             raise ValidationError(f"{[str(w) for w in files]}: only .pt weights can form an ensemble")
         try:
