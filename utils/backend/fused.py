@@ -14,7 +14,8 @@ from utils.log import LOGGER
 
 def fused_kernels_available(device):
     """True where OneFlow's fused CUDA kernels run: the OneFlow backend on a CUDA device."""
-    return IS_ONEFLOW and getattr(device, "type", str(device)) == "cuda" and hasattr(torch._C, "fused_get_iou")
+    on_cuda = str(getattr(device, "type", device)).split(":")[0] == "cuda" and torch.cuda.is_available()
+    return IS_ONEFLOW and on_cuda and hasattr(torch._C, "fused_get_iou")
 
 
 def fused_paths(device, bbox_iou_optim=False, multi_tensor_optimizer=False):
