@@ -1,4 +1,4 @@
-"""Training speed: one epoch of yolov5n on the built-in synthetic data, OneFlow vs PyTorch vs ultralytics YOLOv5.
+"""Training speed: one epoch of yolov5n (-seg, -cls) on built-in synthetic data, OneFlow vs PyTorch vs ultralytics.
 
 Each backend trains in its own process (its own venv), one after the other, never at the same time: PyTorch CPU
 timings collapse when another busy process shares the cores. Each run trains one epoch from scratch with the same
@@ -16,6 +16,7 @@ Each phase ends with a device synchronisation (OneFlow runs its ops asynchronous
 Usage:
     python benchmarks/train_speed.py                          # oneflow, torch and ultralytics when their venvs exist
     python benchmarks/train_speed.py --backends oneflow torch --img 256 --batch 16 --n-train 256
+    python benchmarks/train_speed.py --task classify --img 128 --batch 64   # yolov5n cut into a classifier
 """
 
 import argparse
@@ -103,11 +104,15 @@ class TimedLoader:
 
 
 # ----------------------------------------------------------------------------------------------------- workers
-def _train_opt(opt_ns, args, project):
-    base = dict(data=args.data, cfg="yolov5n-seg.yaml" if args.task == "segment" else "yolov5n.yaml", weights="",
-                imgsz=args.img, epochs=1, batch_size=args.batch,
-                workers=args.workers, project=project, name="speed", exist_ok=True, noplots=True, noval=True,
-                noautoanchor=True, device="cpu")
+def _train_opt(opt_ns, args, project, model="yolov5n.yaml"):
+    if args.task == "classify":  # classify/train.py: --model (a detector cut at layer 10), always validates
+        base = dict(model=model, data=args.data, imgsz=args.img, epochs=1, batch_size=args.batch,
+                    workers=args.workers, project=project, name="speed", exist_ok=True, device="cpu")
+    else:
+        base = dict(data=args.data, cfg="yolov5n-seg.yaml" if args.task == "segment" else "yolov5n.yaml",
+                    weights="", imgsz=args.img, epochs=1, batch_size=args.batch, workers=args.workers,
+                    project=project, name="speed", exist_ok=True, noplots=True, noval=True, noautoanchor=True,
+                    device="cpu")
     for k, v in base.items():
         setattr(opt_ns, k, v)
     return opt_ns
@@ -116,14 +121,16 @@ def _train_opt(opt_ns, args, project):
 def worker_ours(args, project):
     """Our train.py (segment/train.py) on the active backend, with forward/loss/optimizer timed inside the step."""
     import train
+    from classify import train as classify_train
     from segment import train as segment_train
     from utils.backend import NAME, VERSION, to_numpy
     from utils.callbacks import Callbacks
+    from utils.engine.classification import ClassificationTrainer
     from utils.engine.detection import DetectionTrainer
     from utils.engine.segmentation import SegmentationTrainer
 
-    segment = args.task == "segment"
-    script, trainer_class = (segment_train, SegmentationTrainer) if segment else (train, DetectionTrainer)
+    script, trainer_class = {"detect": (train, DetectionTrainer), "segment": (segment_train, SegmentationTrainer),
+                             "classify": (classify_train, ClassificationTrainer)}[args.task]
 
     state = {}
 
@@ -189,6 +196,8 @@ def worker_ultralytics(args, project):
     from yolov5.utils.callbacks import Callbacks
     if args.task == "segment":
         from yolov5.segment import train as ref_train
+    elif args.task == "classify":
+        from yolov5.classify import train as ref_train
     else:
         from yolov5 import train as ref_train
 
@@ -203,6 +212,22 @@ def worker_ultralytics(args, project):
             return (TimedLoader(loader, clock) if k.get("augment") else loader), dataset
 
         ref_train.create_dataloader = create_dataloader
+    if args.task == "classify":  # no callbacks either; its --model takes a file: the same detector, saved by torch
+        import torch
+        from yolov5.models.yolo import DetectionModel
+        make_cls = ref_train.create_classification_dataloader
+
+        def create_classification_dataloader(*a, **k):
+            loader = make_cls(*a, **k)
+            return TimedLoader(loader, clock) if k.get("augment", True) else loader
+
+        ref_train.create_classification_dataloader = create_classification_dataloader
+        det = Path(project) / "yolov5n-det.pt"
+        det.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": DetectionModel(str(ROOT / "models/yolov5n.yaml"), nc=80), "epoch": -1}, det)
+        opt = _train_opt(ref_train.parse_opt(known=True), args, project, model=str(det))
+        ref_train.main(opt)
+        return clock.result(framework=f"ultralytics yolov5 (torch {version('torch')})")
     opt = _train_opt(ref_train.parse_opt(known=True), args, project)
     opt.hyp = str(ROOT / "data/hyps/hyp.scratch-low.yaml")
     ref_train.main(opt, callbacks=callbacks)
@@ -246,7 +271,7 @@ def run_one(name, args, work):
 
 def print_table(results, args):
     ref = results.get("ultralytics")
-    model = "yolov5n-seg" if args.task == "segment" else "yolov5n"
+    model = {"segment": "yolov5n-seg", "classify": "yolov5n cut into a classifier"}.get(args.task, "yolov5n")
     print(f"\n{model}, 1 epoch, {args.n_train} synthetic images, --img {args.img} --batch {args.batch} "
           f"--workers {args.workers}, CPU ({os.cpu_count()} cores)")
     head = f"{'backend':12s} {'framework':32s} {'images/s':>9s} {'vs ultra':>9s} " + \
@@ -269,7 +294,8 @@ def parse_opt():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backends", nargs="+", default=["oneflow", "torch", "ultralytics"],
                    choices=["oneflow", "torch", "ultralytics"])
-    p.add_argument("--task", default="detect", choices=["detect", "segment"], help="train.py or segment/train.py")
+    p.add_argument("--task", default="detect", choices=["detect", "segment", "classify"],
+                   help="train.py, segment/train.py or classify/train.py")
     p.add_argument("--img", type=int, default=256)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--n-train", type=int, default=256, help="synthetic training images (one epoch)")
@@ -292,8 +318,9 @@ def main():
         work = Path(tmp)
         if not args.data:
             from utils.data.synthetic import make_dataset
-            args.data = str(make_dataset(work / "synthetic", n_train=args.n_train, n_val=8, imgsz=args.img, seed=0,
-                                         task=args.task))
+            data = make_dataset(work / "synthetic", n_train=args.n_train, n_val=8, imgsz=args.img, seed=0,
+                                task=args.task)
+            args.data = str(Path(data).parent if args.task == "classify" else data)  # classify: the class folders
         results = {}
         for name in args.backends:
             print(f"training one epoch on {name} ...", flush=True)
