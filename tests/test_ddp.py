@@ -502,6 +502,36 @@ def test_killed_worker_stops_the_job(ddp_data, tmp_path, backend_name):
     assert re.search(r"has exited|SIGKILL|Signals\.SIGKILL|exitcode\s*:\s*-9|died with", out), out[-3000:]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_every_rank(signum, ddp_data, tmp_path, backend_name):
+    """Ctrl-C (SIGINT to the launcher's process group) or SIGTERM during DDP training: every rank stops at a safe
+    point, rank 0 says how to resume, last.pt stays loadable, and the job ends without a hang."""
+    from utils import checkpoint
+    cmd = launch_cmd(backend_name, 2, free_port(), *train_args(ddp_data, tmp_path, epochs=50, batch=4, noval=True))
+    p = subprocess.Popen(cmd, cwd=ROOT, env=launch_env(backend_name), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    last = tmp_path / "exp" / "weights" / "last.pt"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not last.exists() and p.poll() is None:
+            time.sleep(0.5)
+        assert last.exists(), "no epoch ended"
+        os.killpg(p.pid, signum)  # as a terminal's Ctrl-C: the launcher and both ranks receive it
+        out, _ = p.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail(f"the job hung after {signal.Signals(signum).name}")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    print(f"{backend_name}: launcher exited {p.returncode} after {signal.Signals(signum).name}")
+    assert p.returncode != 0
+    assert f"Interrupted: training stopped by {signal.Signals(signum).name}" in out and "--resume" in out, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert checkpoint.read(last)["epoch"] >= 0  # loadable, with the state to resume from
+
+
 def _stall_worker():
     """Launched: rank 1 takes a code path without the collective (sleeps); rank 0 must not wait forever."""
     from utils import dist

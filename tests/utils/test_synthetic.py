@@ -115,3 +115,16 @@ def test_cli_needs_no_framework(tmp_path):
             "bad = [m for m in ('oneflow', 'torch', 'utils.backend') if m in sys.modules]; assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    occupied = tmp_path / "mine"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("keep me")
+    for argv, words in ((["--imgsz", "16", "--out", str(tmp_path / "a")], "--imgsz must be >= 32"),
+                        (["--out", str(occupied)], "is not a synthetic dataset")):
+        r = subprocess.run([sys.executable, "-m", "utils.data.synthetic", *argv], cwd=ROOT, capture_output=True,
+                           text=True)
+        assert r.returncode == 1 and r.stderr.startswith("ERROR: ") and words in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert (occupied / "notes.txt").read_text() == "keep me"

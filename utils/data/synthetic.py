@@ -25,8 +25,15 @@ import numpy as np
 import yaml
 
 from utils import cli
+from utils.errors import FlagError, UserError
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """--out names a folder that holds something other than a dataset this generator wrote (never replaced)."""
+
+
 CLASS_NAMES = ("rectangle", "ellipse", "triangle", "star", "ring", "cross")
 TASKS = {"detect": "synthetic", "segment": "synthetic-seg", "classify": "synthetic-cls"}
 _SPLITS = {"train": 0, "val": 1}
@@ -201,7 +208,7 @@ def _prepare_out(out):
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not (out / _MARKER).exists():
-            raise FileExistsError(f"{out} exists and is not a synthetic dataset made by this tool: "
+            raise OutputExistsError(f"{out} exists and is not a synthetic dataset made by this tool: "
                                   f"choose another --out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,11 +258,11 @@ def make_dataset(out, n_train=64, n_val=16, imgsz=256, seed=0, task="detect", fm
         task: 'detect', 'segment' or 'classify'. fmt: 'jpg' (quality 95) or 'png'.
     """
     if task not in TASKS:
-        raise ValueError(f"task must be one of {list(TASKS)}, not {task!r}")
+        raise FlagError(f"task must be one of {list(TASKS)}, not {task!r}")
     if fmt not in ("jpg", "png"):
-        raise ValueError(f"fmt must be 'jpg' or 'png', not {fmt!r}")
+        raise FlagError(f"fmt must be 'jpg' or 'png', not {fmt!r}")
     if imgsz < 32:
-        raise ValueError(f"imgsz must be >= 32 px, not {imgsz}")
+        raise FlagError(f"--imgsz must be >= 32 px, not {imgsz}")
     out = _prepare_out(out)
     if task == "classify":
         train, val = _write_classify(out, n_train, n_val, imgsz, seed, fmt)
@@ -302,4 +309,7 @@ def main(opt):
 
 
 if __name__ == "__main__":
-    main(parse_opt(sys.argv[1:]))
+    from utils.errors import guard  # noqa: PLC0415 (only the command line reports errors as one line)
+
+    with guard():
+        main(parse_opt(sys.argv[1:]))
