@@ -9,3 +9,4 @@ from utils.data.datasets import LOCAL_RANK, NUM_THREADS, LoadImagesAndLabels  # 
 from utils.data.formats import (HELP_URL, IMG_FORMATS, VID_FORMATS, exif_size, get_hash,  # noqa: F401
                                 img2label_paths, verify_image_label)
 from utils.data.loaders import LoadImages, LoadStreams  # noqa: F401
+from utils.data.zoo import autosplit  # noqa: F401

@@ -45,6 +45,14 @@ class InputError(UserError, ValueError):
     """A file the user gave (hyp YAML, image, ...) whose content cannot be used; the message names the file."""
 
 
+class DatasetError(UserError, FileNotFoundError):
+    """The dataset named by a YAML is not usable here; the message says what is missing and how to fix it."""
+
+
+class DatasetYAMLError(InputError):
+    """A dataset YAML (``--data``) whose content cannot be used; the message names the file and the key."""
+
+
 class Interrupted(UserError):
     """Training stopped at a safe point by SIGINT/SIGTERM; the message says what was kept and how to resume.
 
