@@ -6,7 +6,7 @@ Layers, bottom to top (a module may import its own layer and the ones below, nev
   2 core       utils/checkpoint, boxes, nms, torch_utils, annotator, dist, segment/masks
   3 models     models/
   4 task       utils/data/, loss, metrics, plots, autoanchor, coco, runtime, export, autoshape, evolve, segment/,
-               classify/ (datasets, losses, metrics, plots, inference runtimes, export)
+               classify/ (datasets, losses, metrics, plots, inference runtimes, export), loggers/
   5 engine     utils/engine/ (trainers, validators, predictors, configs, launch)
   6 scripts    train.py val.py detect.py export.py hubconf.py benchmarks.py, segment/*.py, classify/*.py,
                utils/demo.py, utils/flask_rest_api/, benchmarks/
@@ -35,7 +35,8 @@ LAYERS = [  # (layer, module-name prefixes), first match wins
          "segment", "classify")),
     (4, ("utils.data", "utils.loss", "utils.metrics", "utils.plots", "utils.train_plots", "utils.autoanchor",
          "utils.coco", "utils.runtime", "utils.export", "utils.autoshape", "utils.evolve", "utils.segment",
-         "utils.classify", "utils.dataloaders", "utils.augmentations", "utils.ultralytics_format")),
+         "utils.classify", "utils.dataloaders", "utils.augmentations", "utils.ultralytics_format",
+         "utils.loggers")),
 ]
 SCRIPTS = ["train.py", "val.py", "detect.py", "export.py", "hubconf.py", "benchmarks.py", "segment/train.py",
            "segment/val.py", "segment/predict.py", "classify/train.py", "classify/val.py", "classify/predict.py"]

@@ -23,6 +23,11 @@ class Callbacks:
             raise TypeError(f"callback '{callback}' is not callable")
         self._callbacks[hook].append({"name": name, "callback": callback})
 
+    def remove_actions(self, name):
+        """Unregister every action registered under ``name`` (loggers detaching after their run)."""
+        for hook, actions in self._callbacks.items():
+            self._callbacks[hook] = [a for a in actions if a["name"] != name]
+
     def get_registered_actions(self, hook=None):
         return self._callbacks[hook] if hook else self._callbacks
 

@@ -10,10 +10,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from utils.log import LOGGER  # noqa: E402
+from utils.loggers import validated_columns, validated_rows  # noqa: E402
 
 
 def plot_results(file="path/to/results.csv", dir=""):
-    """results.png: the 10 loss/metric columns of results.csv against epoch (2 x 5 panels), as ultralytics."""
+    """results.png: the 10 loss/metric columns of results.csv against epoch (2 x 5 panels), as ultralytics; the
+    metric and validation-loss panels show only the epochs that were validated (see validated_rows)."""
     save_dir = Path(file).parent if file else Path(dir)
     fig, ax = plt.subplots(2, 5, figsize=(12, 6), tight_layout=True)
     ax = ax.ravel()
@@ -26,12 +28,16 @@ def plot_results(file="path/to/results.csv", dir=""):
             data = pd.read_csv(f)
             s = [x.strip() for x in data.columns]
             x = data.values[:, 0]
+            measured = validated_rows(s, data.values)  # --noval: validation columns only where validated
             for i, j in enumerate([1, 2, 3, 4, 5, 8, 9, 10, 6, 7]):
                 y = data.values[:, j].astype("float")
-                ax[i].plot(x, y, marker=".", label=f.stem, linewidth=2, markersize=8)
+                keep = measured if j in validated_columns(s) else slice(None)
+                ax[i].plot(x[keep], y[keep], marker=".", label=f.stem, linewidth=2, markersize=8)
                 ax[i].set_title(s[j], fontsize=12)
         except Exception as e:
             LOGGER.info(f"Warning: Plotting error for {f}: {e}")
+    for a in ax[1:]:
+        a.set_xlim(ax[0].get_xlim())  # the epoch axis of every panel, also where only the last epoch was validated
     ax[1].legend()
     fig.savefig(save_dir / "results.png", dpi=200)
     plt.close(fig)

@@ -94,3 +94,18 @@ def test_detection_weights_are_cut_and_validation_refuses_other_tasks(cls_data, 
     with pytest.raises(ValidationError, match="holds a detect model: classify/val.py validates classify models; use "
                                               "val.py"):
         val.run(weights=str(det), data=str(cls_data), imgsz=48, project=str(tmp_path))
+
+
+def test_tensorboard_event_file_holds_the_results_csv(trained):
+    """TensorBoard by default: every results.csv column per epoch, train_images at the start, test_images at the end."""
+    pytest.importorskip("tensorboard")
+    from tests.utils.tb_events import read_events
+
+    df = pd.read_csv(trained / "results.csv")
+    df.columns = [c.strip() for c in df.columns]
+    scalars, images = read_events(trained)
+    assert sorted(scalars) == sorted(df.columns[1:])
+    for tag in df.columns[1:]:
+        np.testing.assert_allclose([v for _, v in scalars[tag]], df[tag], rtol=1e-4, atol=1e-9, err_msg=tag)
+        assert [s for s, _ in scalars[tag]] == list(df["epoch"])
+    assert set(images) == {"train_images", "test_images"} and images["test_images"][0][0] == 1

@@ -144,3 +144,18 @@ def test_onnx_export_runs_in_segment_val_and_predict(trained, seg_data, tmp_path
     save_dir = predict.run(weights=f, source=str(seg_data.parent / "images" / "val"), imgsz=IMGSZ, conf_thres=0.0,
                            max_det=2, save_txt=True, project=str(tmp_path), name="pred")
     assert len(list(save_dir.glob("*.jpg"))) == 4 and len(list((save_dir / "labels").glob("*.txt"))) == 4
+
+
+def test_tensorboard_event_file_holds_the_results_csv(trained):
+    """TensorBoard by default: every results.csv column per epoch, then the final validation's metrics at step
+    'epochs' and the result images at epoch + 1 (ultralytics' segmentation GenericLogger)."""
+    pytest.importorskip("tensorboard")
+    from tests.utils.tb_events import read_events
+
+    df = pd.read_csv(trained / "results.csv")
+    df.columns = [c.strip() for c in df.columns]
+    scalars, images = read_events(trained)
+    assert set(scalars) == set(df.columns[1:])
+    for tag in df.columns[1:]:
+        assert scalars[tag][0] == (0, pytest.approx(df[tag][0], rel=1e-4, abs=1e-9)), tag
+    assert {"results", "confusion_matrix", "val_batch0_pred"} <= set(images)

@@ -114,6 +114,7 @@ class ClassificationValidator(Validator):
 class ClassificationTrainer(BaseTrainer):
     """classify/train.py: ``ClassificationTrainer(ClassifyTrainConfig, callbacks, device, dist).fit()``."""
 
+    task = "classify"  # which images the loggers log (utils/loggers)
     loss_names = ("loss",)
     metric_keys = ("metrics/accuracy_top1", "metrics/accuracy_top5")
     lr_keys = ("lr/0",)

@@ -278,6 +278,7 @@ class DetectionValidator(Validator):
 class DetectionTrainer(BaseTrainer):
     """train.py: ``DetectionTrainer(DetectTrainConfig, callbacks, device, dist).fit()``."""
 
+    task = "detect"  # which images the loggers log (utils/loggers)
     loss_names = ("box_loss", "obj_loss", "cls_loss")
     metric_keys = ("metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95")
     model_class = DetectionModel

@@ -21,6 +21,7 @@ from utils.callbacks import Callbacks
 from utils.errors import FlagError, InputError
 from utils.evolve import evolve
 from utils.files import ROOT, find_file, increment_path
+from utils.loggers import Loggers, warn_unused_flags
 from utils.log import LOGGER
 
 
@@ -127,8 +128,14 @@ def train_main(opt, callbacks, trainer_class, config_class, default_project=ROOT
     extra = {"hyp": load_hyp(opt.hyp)} if hasattr(opt, "hyp") else {}
     cfg = config_class.from_opt(opt, save_dir=save_dir, **extra)
     if cfg.evolve:
+        warn_unused_flags(cfg.opt)  # --bucket, --entity, ...: one warning that they do nothing here (no loggers)
         return evolve(cfg, trainer_class, device, callbacks)
+    loggers = None
     try:
-        return trainer_class(cfg, callbacks, device, dist=d).fit()
+        trainer = trainer_class(cfg, callbacks, device, dist=d)
+        loggers = Loggers.attach(trainer) if d.main else None  # TensorBoard; W&B, ClearML, Comet when set up
+        return trainer.fit()
     finally:
+        if loggers is not None:
+            loggers.detach()
         d.close()

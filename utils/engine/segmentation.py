@@ -192,6 +192,7 @@ class SegmentationValidator(DetectionValidator):
 class SegmentationTrainer(DetectionTrainer):
     """segment/train.py: ``SegmentationTrainer(SegmentTrainConfig, callbacks, device, dist).fit()``."""
 
+    task = "segment"  # which images the loggers log (utils/loggers)
     loss_names = ("box_loss", "seg_loss", "obj_loss", "cls_loss")
     metric_keys = tuple(METRIC_KEYS)
     model_class = SegmentationModel

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from utils.annotator import colors
 from utils.backend import from_numpy, is_tensor, to_numpy, torch
 from utils.log import LOGGER
+from utils.loggers import validated_columns, validated_rows
 from utils.plots import draw_tile, grid_targets, image_grid
 from utils.segment.masks import scale_image, split_overlap_mask
 
@@ -87,14 +88,19 @@ def plot_results_with_masks(file="path/to/results.csv", dir="", best=True):
             data = pd.read_csv(f)
             v = data.values
             names = [c.strip() for c in data.columns]
-            k = int(np.argmax(0.9 * v[:, 8] + 0.1 * v[:, 7] + 0.9 * v[:, 12] + 0.1 * v[:, 11])) if best else -1
+            measured = validated_rows(names, v)  # --noval: validation columns only where validated
+            fit = 0.9 * v[:, 8] + 0.1 * v[:, 7] + 0.9 * v[:, 12] + 0.1 * v[:, 11]
+            k = int(np.argmax(np.where(measured, fit.astype(float), -np.inf))) if best else -1
             for a, j in zip(ax, _RESULT_COLUMNS):
                 y = v[:, j].astype(float)
-                a.plot(v[:, 0], y, marker=".", label=f.stem, linewidth=2, markersize=2)
+                keep = measured if j in validated_columns(names) else slice(None)
+                a.plot(v[keep, 0], y[keep], marker=".", label=f.stem, linewidth=2, markersize=2)
                 a.scatter(v[k, 0], y[k], color="r", label=f"best:{k}" if best else "last", marker="*", linewidth=3)
                 a.set_title(f"{names[j]}\n{round(y[k], 5)}")
         except Exception as e:  # one malformed file must not stop the others
             LOGGER.info(f"Warning: Plotting error for {f}: {e}")
+    for a in ax[1:]:
+        a.set_xlim(ax[0].get_xlim())  # the epoch axis of every panel, also where only the last epoch was validated
     ax[1].legend()
     out = save_dir / "results.png"
     fig.savefig(out, dpi=200)

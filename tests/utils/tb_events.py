@@ -1,0 +1,13 @@
+"""Read a run folder's TensorBoard event files back with tensorboard's own EventAccumulator (for the logger tests)."""
+
+
+def read_events(folder):
+    """({scalar tag: [(step, value)]}, {image tag: [(step, width, height)]}) of the event file(s) in ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    scalars = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags["scalars"]}
+    images = {t: [(e.step, e.width, e.height) for e in acc.Images(t)] for t in tags["images"]}
+    return scalars, images
