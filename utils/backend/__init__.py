@@ -64,11 +64,13 @@ def _prepare_oneflow_env():
       "Failed to get cuda runtime version" error line nn.Graph prints (ONNX export); real errors still raise.
     - Without a GPU, OneFlow's VM worker threads spin (sched_yield/futex) and burn a second core at no gain; these two
       switches make them block instead (measured: system time 40% -> 2%, two processes then run at 2x).
+      Not the second one under --graph: with it a compiled nn.Graph burns twice the CPU time of its kernels.
     """
     os.environ.setdefault("GLOG_minloglevel", "2" if _gpu_present() else "3")
     if not _gpu_present():
         os.environ.setdefault("ONEFLOW_VM_COMPUTE_ON_WORKER_THREAD", "0")
-        os.environ.setdefault("ONEFLOW_VM_ENABLE_SCHEDULE_YIELD", "0")
+        if "--graph" not in sys.argv:
+            os.environ.setdefault("ONEFLOW_VM_ENABLE_SCHEDULE_YIELD", "0")
 
 
 def _preload_nvidia_libs():
@@ -408,10 +410,25 @@ def conv_with_bias(conv, x):
     convolution. Same parameters, state_dict and classes as a plain call (pickles and exports are unchanged: traced
     graphs keep the single biased convolution); outputs equal up to float rounding of the summation order.
     """
-    if not _SPLIT_CONV_BIAS or conv.bias is None or x.device.type != "cpu" or getattr(x, "is_lazy", False):
+    lazy_whole = getattr(x, "is_lazy", False) and not _SPLIT_IN_GRAPH  # traced for export: one biased conv
+    if not _SPLIT_CONV_BIAS or conv.bias is None or x.device.type != "cpu" or lazy_whole:
         return conv(x)
     y = F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
     return y + conv.bias.reshape(1, -1, 1, 1)
+
+
+_SPLIT_IN_GRAPH = False  # True while utils.backend.graph traces an inference nn.Graph (the same split pays there)
+
+
+@contextlib.contextmanager
+def split_conv_bias_in_graph():
+    """Within the block conv_with_bias also splits the bias of convolutions traced into an nn.Graph (--graph)."""
+    global _SPLIT_IN_GRAPH
+    before, _SPLIT_IN_GRAPH = _SPLIT_IN_GRAPH, True
+    try:
+        yield
+    finally:
+        _SPLIT_IN_GRAPH = before
 
 
 @contextlib.contextmanager

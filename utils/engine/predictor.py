@@ -23,6 +23,7 @@ import cv2
 from models.experimental import strip_optimizer
 from utils.annotator import Annotator, imwrite
 from utils.backend import from_numpy, inference_mode, select_device
+from utils.backend.graph import compile_forward
 from utils.cli import check_img_size
 from utils.data import loaders
 from utils.data.formats import IMG_FORMATS, VID_FORMATS
@@ -177,6 +178,7 @@ class Predictor:
         if self.model.task != self.task:
             raise FlagError(f"{cfg.weights} holds a {self.model.task} model, not a {self.task} model: use "
                             f"{SCRIPTS[self.model.task]}")
+        self.forward = compile_forward(self.model, log=LOGGER.info) if cfg.graph and self.model.pt else self.model
         self.names = self.model.names
         self.imgsz = check_img_size(imgsz, s=self.model.stride)
         self.dataset, self.bs, self.webcam = open_source(source, self.imgsz, self.model.stride, self.model.pt,
@@ -201,7 +203,7 @@ class Predictor:
                         im = self.preprocess(im)
                     with dt[1]:
                         vis = increment_path(self.save_dir / Path(path).stem, mkdir=True) if cfg.visualize else False
-                        pred = self.model(im, augment=cfg.augment, visualize=vis)
+                        pred = self.forward(im, augment=cfg.augment, visualize=vis)
                     with dt[2]:
                         results = self.postprocess(pred, im, im0s)
                     for i, result in enumerate(results):

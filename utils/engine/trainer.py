@@ -49,6 +49,7 @@ from utils.engine.interrupt import SignalStop, interrupted, script_name
 from utils.errors import FlagError, report
 from utils.log import LOGGER, colorstr
 from utils.backend.fused import fused_paths
+from utils.backend.graph import train_step_note
 from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
@@ -141,6 +142,9 @@ class BaseTrainer:
         self.loss = self.build_loss()
         if self.dist.main:
             self.validator = self.build_validator()
+            self.validator.graph = cfg.graph  # --graph: the validation forward is compiled (utils/backend/graph.py)
+        if cfg.graph:
+            LOGGER.info(train_step_note())
         self.model = self.dist.wrap(self.model, sync_bn=cfg.sync_bn, log=LOGGER.info)  # after the EMA deepcopy
 
     def save_settings(self):

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from models.experimental import attempt_load, is_checkpoint_path
 from models.yolo import model_task
 from utils.backend import cuda_available, inference_mode, select_device, time_sync, to_numpy
+from utils.backend.graph import compile_forward
 from utils.callbacks import Callbacks
 from utils.errors import UserError
 from utils.files import increment_path
@@ -103,6 +104,8 @@ class Validator:
 
     speed_names = ("pre-process", "inference", "NMS")
     loss_count = 0  # loss items appended to the results (zeros when no loss is computed), as ultralytics
+    graph = None  # --graph: compile the forward (None: cfg.graph; a trainer sets its own flag)
+    compiled = None  # the compiled forward, kept across calls (a trainer validates the same EMA model every epoch)
 
     def __init__(self, cfg, dataloader=None, save_dir=None, plots=True, callbacks=None, compute_loss=None):
         self.cfg = cfg
@@ -133,10 +136,18 @@ class Validator:
                 self.make_save_dir()
             self.model, self.stride, self.names, self.pt = self.load_model()
         self.model.eval()
+        if (self.graph if self.graph is not None else getattr(cfg, "graph", False)) and self.pt:
+            self.model = self.compiled_forward(self.model)
         if isinstance(self.names, (list, tuple)):
             self.names = dict(enumerate(self.names))
         if self.dataloader is None:
             self.dataloader = self.build_dataloader()
+
+    def compiled_forward(self, model):
+        """``model`` behind --graph's compiled forward (OneFlow nn.Graph per input shape, torch.compile on PyTorch)."""
+        if self.compiled is None or self.compiled.module is not model:
+            self.compiled = compile_forward(model, log=LOGGER.info)
+        return self.compiled
 
     def make_save_dir(self):
         self.save_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,220 @@
+"""--graph (utils/backend/graph.py): the compiled inference forward equals eager, val.py and train.py give the same
+numbers with and without it, and on PyTorch the flag compiles or says why not and runs eager."""
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from models.yolo import DetectionModel  # noqa: E402
+from utils import backend  # noqa: E402
+from utils.backend import IS_ONEFLOW, inference_mode, to_numpy, torch  # noqa: E402
+from utils.backend import graph as graph_mod  # noqa: E402
+from utils.backend.graph import compile_forward, train_step_note  # noqa: E402
+from utils.log import LOGGER  # noqa: E402
+
+IMGSZ = 64
+ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
+TINY = {"nc": 6, "depth_multiple": 0.33, "width_multiple": 0.125, "anchors": ANCHORS,
+        "backbone": [[-1, 1, "Conv", [64, 6, 2, 2]], [-1, 1, "Conv", [128, 3, 2]], [-1, 1, "C3", [128]],
+                     [-1, 1, "Conv", [256, 3, 2]], [-1, 1, "Conv", [512, 3, 2]], [-1, 1, "SPPF", [512, 5]]],
+        "head": [[-1, 1, "nn.Upsample", [None, 2, "nearest"]], [[-1, 3], 1, "Concat", [1]], [-1, 1, "C3", [128, False]],
+                 [[2, 8, 5], 1, "Detect", ["nc", "anchors"]]]}
+
+oneflow_only = pytest.mark.skipif(not IS_ONEFLOW, reason="nn.Graph is OneFlow's (PyTorch: see the torch tests)")
+torch_only = pytest.mark.skipif(IS_ONEFLOW, reason="torch.compile is PyTorch's")
+
+
+def _tiny_model(seed=0):
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        torch.manual_seed(seed)
+        model = DetectionModel(dict(TINY))
+    finally:
+        LOGGER.setLevel(level)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode differs from identity
+        for m in model.modules():
+            if hasattr(m, "running_var"):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _close(a, b, atol=1e-4):
+    a, b = to_numpy(a), to_numpy(b)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol)
+
+
+def _assert_same_outputs(y1, y2):
+    _close(y1[0], y2[0], atol=1e-3)  # pixel boxes, up to ~IMGSZ
+    assert len(y1[1]) == len(y2[1])
+    for a, b in zip(y1[1], y2[1]):
+        _close(a, b)
+
+
+# ------------------------------------------------------------------------------------------------- OneFlow nn.Graph
+@oneflow_only
+def test_graph_forward_equals_eager_per_shape():
+    model = _tiny_model()
+    fwd = compile_forward(model)
+    x1, x2 = torch.rand(2, 3, IMGSZ, IMGSZ), torch.rand(1, 3, IMGSZ, IMGSZ + 32)  # two letterbox shapes
+    with inference_mode():
+        _assert_same_outputs(fwd(x1), model(x1))
+        _assert_same_outputs(fwd(x2), model(x2))
+        _assert_same_outputs(fwd(x1), model(x1))  # cached graph reused
+        assert len(fwd.graphs) == 2
+        head = model.model[-1]
+        assert backend.is_tensor(head.stride) and not any(getattr(g, "is_lazy", False) for g in head.grid)
+        next(model.parameters()).mul_(0.5)  # in place, as the EMA update: the compiled graphs read it
+        _assert_same_outputs(fwd(x1), model(x1))
+        assert len(fwd.graphs) == 2
+
+
+@oneflow_only
+def test_graph_recompiles_after_fuse_and_runs_eager_for_tta():
+    model = _tiny_model(1)
+    fwd = compile_forward(model)
+    x = torch.rand(2, 3, IMGSZ, IMGSZ)
+    with inference_mode():
+        before = to_numpy(fwd(x)[0])
+        level = LOGGER.level
+        LOGGER.setLevel(logging.WARNING)
+        model.fuse()  # new conv tensors: the cached graph would read the old ones
+        LOGGER.setLevel(level)
+        _assert_same_outputs(fwd(x), model(x))
+        _close(fwd(x)[0], before, atol=1e-3)
+        assert len(fwd.graphs) == 1
+        _close(fwd(x, augment=True)[0], model(x, augment=True)[0], atol=1e-3)  # TTA runs eager
+    model.train()
+    assert isinstance(fwd(x), list)  # training mode: eager raw maps
+
+
+@oneflow_only
+def test_yolov5n_graph_forward_equals_eager():
+    torch.manual_seed(0)
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    model = DetectionModel(ROOT / "models" / "yolov5n.yaml", nc=80).eval()
+    LOGGER.setLevel(level)
+    x = torch.rand(2, 3, 128, 128)
+    with inference_mode():
+        _assert_same_outputs(compile_forward(model)(x), model(x))
+
+
+def test_train_step_note_says_why():
+    note = train_step_note()
+    assert note.startswith("--graph:") and "training step stays eager" in note
+
+
+# ---------------------------------------------------------------------------------------------------- torch.compile
+@torch_only
+def test_torch_compile_failure_says_so_and_runs_eager(monkeypatch):
+    model = _tiny_model()
+    messages = []
+
+    def broken(x):
+        raise RuntimeError("no C++ compiler\nmore")
+
+    fwd = compile_forward(model, log=messages.append)
+    monkeypatch.setattr(fwd, "compiled", broken)
+    x = torch.rand(1, 3, IMGSZ, IMGSZ)
+    with inference_mode():
+        _assert_same_outputs(fwd(x), model(x))
+        _assert_same_outputs(fwd(x), model(x))
+    failed = [m for m in messages if "failed" in m]
+    assert len(failed) == 1 and "torch.compile failed (RuntimeError: no C++ compiler); running eager" in failed[0]
+
+
+@torch_only
+@pytest.mark.slow
+def test_torch_compiled_forward_equals_eager():
+    model = _tiny_model()
+    messages = []
+    fwd = compile_forward(model, log=messages.append)
+    x = torch.rand(2, 3, IMGSZ, IMGSZ)
+    with inference_mode():
+        _assert_same_outputs(fwd(x), model(x))
+    assert not fwd.failed, messages
+
+
+# ------------------------------------------------------------------------------------------------- val.py / train.py
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    from models.experimental import save_weights  # noqa: PLC0415
+    from utils.data.synthetic import make_dataset  # noqa: PLC0415
+    root = tmp_path_factory.mktemp("graph")
+    data = make_dataset(root / "ds", n_train=8, n_val=6, imgsz=IMGSZ, seed=3)
+    model = _tiny_model(2)
+    model.names = {i: f"c{i}" for i in range(6)}
+    head = model.model[-1]
+    with torch.no_grad():  # confident objectness, so NMS keeps boxes and the metrics are not all zero
+        for conv in head.m:
+            conv.bias.view(head.na, head.no)[:, 4] = 2.0
+    weights = save_weights(root / "tiny.pt", model, half=False)
+    return {"root": root, "data": str(data), "weights": str(weights)}
+
+
+def test_val_graph_same_metrics(assets, monkeypatch):
+    import val  # noqa: PLC0415
+    if not IS_ONEFLOW:  # PyTorch: the compile itself is covered above; here the flag's wiring, without inductor's wait
+        monkeypatch.setattr(graph_mod.TorchCompiledForward, "__init__", _eager_torch_init)
+    kw = dict(weights=assets["weights"], imgsz=IMGSZ, batch_size=4, workers=0, device="cpu", exist_ok=True,
+              project=str(assets["root"] / "runs"), conf_thres=0.001, save_txt=True, save_conf=True)
+    eager, maps_e, _ = val.run(assets["data"], name="eager", **kw)
+    compiled, maps_g, _ = val.run(assets["data"], name="graph", graph=True, **kw)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(maps_g, maps_e, rtol=1e-4, atol=1e-6)
+    _assert_same_label_files(assets["root"] / "runs" / "eager", assets["root"] / "runs" / "graph")
+
+
+def _assert_same_label_files(run1, run2):
+    """The saved predictions (labels/*.txt: class, box, confidence) of two runs are the same boxes."""
+    labels = [{p.name: np.loadtxt(p, ndmin=2) for p in sorted((Path(r) / "labels").glob("*.txt"))}
+              for r in (run1, run2)]
+    assert labels[0] and labels[0].keys() == labels[1].keys()
+    for name in labels[0]:
+        np.testing.assert_allclose(labels[1][name], labels[0][name], rtol=1e-4, atol=1e-5)
+
+
+def _eager_torch_init(self, model, log=None):
+    graph_mod._CompiledForward.__init__(self, model, log)
+    self.compiled, self.failed = model, False
+
+
+@oneflow_only
+def test_train_graph_same_losses_and_metrics(assets, tmp_path, monkeypatch):
+    import train  # noqa: PLC0415
+    compiled, compile_once = [], graph_mod.GraphForward._compile
+    monkeypatch.setattr(graph_mod.GraphForward, "_compile", lambda self, x: compiled.append(x.shape) or
+                        compile_once(self, x))
+    rows = []
+    for name, graph in (("eager", False), ("graph", True)):
+        opt = train.parse_opt(known=True)
+        for k, v in dict(data=assets["data"], cfg="", weights=assets["weights"], imgsz=IMGSZ, epochs=2, batch_size=4,
+                         workers=0, project=str(tmp_path), name=name, noplots=True, noautoanchor=True,
+                         patience=100, graph=graph, seed=0, device="cpu").items():
+            setattr(opt, k, v)
+        train.main(opt)
+        rows.append(pd.read_csv(tmp_path / name / "results.csv").to_numpy(dtype=float))
+    assert len(compiled) == 1  # the validation forward of the EMA model, compiled once and reused every epoch
+    np.testing.assert_allclose(rows[1], rows[0], rtol=1e-4, atol=1e-6)
+
+
+def test_detect_graph_same_labels(assets, monkeypatch):
+    import detect  # noqa: PLC0415
+    if not IS_ONEFLOW:
+        monkeypatch.setattr(graph_mod.TorchCompiledForward, "__init__", _eager_torch_init)
+    src = Path(assets["data"]).parent / "images" / "val"
+    kw = dict(weights=assets["weights"], source=str(src), imgsz=IMGSZ, device="cpu", conf_thres=0.001, save_txt=True,
+              save_conf=True, nosave=True, project=str(assets["root"] / "detect"), exist_ok=True)
+    _assert_same_label_files(*(detect.run(name=name, graph=graph, **kw) for name, graph in (("eager", False),
+                                                                                            ("graph", True))))
