@@ -54,10 +54,16 @@ class InfiniteDataLoader(DataLoader):
 
 
 def seed_worker(worker_id):
-    """worker_init_fn: seed numpy and random from the framework's per-worker seed (distinct, reproducible)."""
+    """worker_init_fn: seed numpy and random from the framework's per-worker seed (distinct, reproducible).
+
+    Workers also leave the trainer's process group: a terminal's Ctrl-C or a `kill` of the group reaches the trainer
+    alone, which stops at a safe point; the workers end with it (at its exit, or when they see it gone).
+    """
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
 
 
 def num_workers(batch_size, workers, n_devices=None):
