@@ -105,7 +105,8 @@ def _cls_yaml_from_state(state):
     gd = {1: 0.33, 2: 0.67, 3: 1.0, 4: 1.33}.get(n2, n2 / 3)
     cutoff = 1 + max(int(k.split(".")[1]) for k in state)
     y = load_model_yaml(ROOT / "models" / "yolov5s.yaml")
-    y.update(depth_multiple=gd, width_multiple=gw, cutoff=cutoff, cls_nc=int(state[f"model.{cutoff - 1}.linear.weight"].shape[0]))
+    cls_nc = int(state[f"model.{cutoff - 1}.linear.weight"].shape[0])
+    y.update(depth_multiple=gd, width_multiple=gw, cutoff=cutoff, cls_nc=cls_nc)
     return y
 
 

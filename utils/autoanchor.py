@@ -10,6 +10,7 @@ import random
 import numpy as np
 from tqdm import tqdm
 
+from models.yolo import check_anchor_order  # noqa: F401 (ultralytics' utils.autoanchor.check_anchor_order)
 from utils.backend import from_numpy, to_numpy, torch
 from utils.log import LOGGER, colorstr
 
@@ -96,7 +97,8 @@ def kmean_anchors(dataset, n=9, img_size=640, thr=4.0, gen=1000, verbose=True):
 
     small = (wh0 < 3.0).any(1).sum()
     if small:
-        LOGGER.info(f"{PREFIX}WARNING ⚠️ Extremely small objects found: {small} of {len(wh0)} labels are <3 pixels in size")
+        LOGGER.info(f"{PREFIX}WARNING ⚠️ Extremely small objects found: {small} of {len(wh0)} labels are <3 pixels "
+                    f"in size")
     wh = wh0[(wh0 >= 2.0).any(1)].astype(np.float32)
     try:
         LOGGER.info(f"{PREFIX}Running kmeans for {n} anchors on {len(wh)} points...")

@@ -7,6 +7,7 @@ on its own: where ultralytics would ``pip install`` a missing requirement or fet
 """
 
 import contextlib
+import functools
 import glob
 import inspect
 import os
@@ -15,14 +16,16 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import urllib.parse
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from utils.files import ROOT
-from utils.log import LOGGER, colorstr
+from utils.log import LOGGER, colorstr, emojis
 
 FONT = "Arial.ttf"  # ultralytics' default annotation font name
 _FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts", "/Library/Fonts",
@@ -162,8 +165,6 @@ def is_url(url, check=False):
         if not (result.scheme and result.netloc):
             return False
         if check:
-            import urllib.request  # noqa: PLC0415
-
             with urllib.request.urlopen(str(url), timeout=5) as r:
                 return r.getcode() == 200
         return True
@@ -297,6 +298,42 @@ class WorkingDirectory(contextlib.ContextDecorator):
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         os.chdir(self.cwd)
+
+
+class TryExcept(contextlib.ContextDecorator):
+    """``@TryExcept(msg)`` / ``with TryExcept(msg):``: an exception inside is printed (after ``msg``) and swallowed."""
+
+    def __init__(self, msg=""):
+        self.msg = msg
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, value, traceback):
+        if value is not None:
+            print(emojis(f"{self.msg}: {value}" if self.msg else str(value)))
+        return True
+
+
+def threaded(func):
+    """Decorator: each call runs ``func`` in a new daemon thread and returns that thread."""
+
+    @functools.wraps(func)
+    def start(*args, **kwargs):
+        t = threading.Thread(target=func, args=args, kwargs=kwargs, daemon=True)
+        t.start()
+        return t
+
+    return start
+
+
+def join_threads(verbose=False):
+    """Wait for every other thread of the process (e.g. ``@threaded`` plotting) to finish."""
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and t is not threading.main_thread():
+            if verbose:
+                print(f"Joining thread {t.name}")
+            t.join()
 
 
 # --------------------------------------------------------------------------------------------------------- git

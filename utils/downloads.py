@@ -4,6 +4,7 @@ import os
 import urllib.request
 from pathlib import Path
 
+from utils.checks import is_url  # noqa: F401 (ultralytics' utils.downloads.is_url)
 from utils.errors import UserError
 from utils.log import LOGGER
 

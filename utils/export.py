@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.experimental import WeightsError, attempt_load
+from models.experimental import WeightsError, attempt_load, is_checkpoint_path
 from models.yolo import ClassificationModel, Detect, DetectionModel, SegmentationModel
 from utils import backend
 from utils.backend import NAME, capabilities, from_numpy, inference_mode, to_numpy
@@ -405,7 +405,7 @@ def load_model(weights, device, inplace=False, dynamic_hw=False):
     """attempt_load() for export: fused, eval, Detect set to export mode; bad weights become one ExportError."""
 
     w = str(weights[0] if isinstance(weights, (list, tuple)) else weights)
-    if Path(w).is_dir():
+    if Path(w).is_dir() and not is_checkpoint_path(w):  # one-yolov5's oneflow.save folders are checkpoints
         raise ExportError(f"--weights {w} is a folder; pass a .pt checkpoint file")
     try:
         model = attempt_load(w, device=device, inplace=True, fuse=True)
@@ -458,7 +458,8 @@ def export(weights=ROOT / "yolov5s.pt", imgsz=(640, 640), batch_size=1, device="
         raise ExportError("--half not compatible with --dynamic, i.e. use either --half or --dynamic but not both")
     if optimize and device.type != "cpu":
         raise ExportError("--optimize not compatible with cuda devices, i.e. use --device cpu")
-    model, w = load_model(weights, device, inplace=inplace, dynamic_hw=dynamic and backend_export.ONNX_DYNAMIC_IMAGE_SIZE)
+    dynamic_hw = dynamic and backend_export.ONNX_DYNAMIC_IMAGE_SIZE
+    model, w = load_model(weights, device, inplace=inplace, dynamic_hw=dynamic_hw)
     gs = int(float(model.stride.max()))
     imgsz = [check_img_size(x, gs) for x in imgsz]
     im = backend.torch.zeros(batch_size, 3, *imgsz).to(device)

@@ -17,7 +17,8 @@ from utils.backend import (cuda_synchronize, from_numpy, init_seeds, inference_m
                            select_device, time_sync, to_numpy, torch, whole_conv_calls)
 from utils.backend import amp_supported, cuda_device_count, cuda_memory_reserved_gb
 from utils.backend.distributed import ddp_wrap, dist_barrier
-from utils.log import LOGGER, colorstr
+from utils.checks import check_font
+from utils.log import LOGGER, colorstr, emojis
 
 
 def initialize_weights(model):
@@ -147,7 +148,8 @@ def model_info(model, verbose=False, imgsz=640):
     n_p = sum(x.numel() for x in model.parameters())
     n_g = sum(x.numel() for x in model.parameters() if x.requires_grad)
     if verbose:
-        LOGGER.info(f"{'layer':>5} {'name':>40} {'gradient':>9} {'parameters':>12} {'shape':>20} {'mu':>10} {'sigma':>10}")
+        LOGGER.info(f"{'layer':>5} {'name':>40} {'gradient':>9} {'parameters':>12} {'shape':>20} {'mu':>10} "
+                    f"{'sigma':>10}")
         for i, (name, p) in enumerate(model.named_parameters()):
             LOGGER.info(f"{i:5g} {name:>40} {str(p.requires_grad):>9} {p.numel():12g} {str(list(p.shape)):>20} "
                         f"{p.mean().item():10.3g} {p.std().item() if p.numel() > 1 else 0.0:10.3g}")
@@ -165,7 +167,7 @@ def model_info(model, verbose=False, imgsz=640):
 
 
 def scale_img(img, ratio=1.0, same_shape=False, gs=32):
-    """Resize a (b, 3, h, w) batch by ``ratio`` (bilinear) and pad to a multiple of ``gs`` with 0.447 (ImageNet mean)."""
+    """Resize a (b, 3, h, w) batch by ``ratio`` (bilinear); pad to a multiple of ``gs`` with 0.447 (ImageNet mean)."""
     if ratio == 1.0:
         return img
     h, w = img.shape[2:]
@@ -415,6 +417,31 @@ def _profile_one(x, m, n):
         tb += (t2 - t1) * 1000 / n
     params = sum(p.numel() for p in m.parameters()) if isinstance(m, nn.Module) else 0
     return [params, flops, cuda_memory_reserved_gb(), tf, tb, _sizes(x), _sizes(y)]
+
+
+def notebook_init(verbose=True):
+    """ultralytics' first notebook cell (``import utils; display = utils.notebook_init()``): check the set-up, print
+    the device line and (``verbose``) the CPUs, RAM and disk; returns ``IPython.display`` (None outside IPython)."""
+    import shutil  # noqa: PLC0415 (only needed here)
+
+    print("Checking setup...")
+    with contextlib.suppress(FileNotFoundError):  # ultralytics downloads Arial.ttf; we draw with OpenCV's font
+        check_font()
+    try:
+        from IPython import display  # noqa: PLC0415 (optional package)
+    except ImportError:
+        display = None
+    s = ""
+    if verbose:
+        gb = 1 << 30
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+        total, _, free = shutil.disk_usage("/")
+        if display is not None:
+            display.clear_output()
+        s = f"({os.cpu_count()} CPUs, {ram / gb:.1f} GB RAM, {(total - free) / gb:.1f}/{total / gb:.1f} GB disk)"
+    select_device(newline=False, log=LOGGER.info)
+    print(emojis(f"Setup complete ✅ {s}"))
+    return display
 
 
 def __getattr__(name):

@@ -1,4 +1,4 @@
-"""Write one-yolov5-style checkpoints with OneFlow itself (run in the OneFlow venv), for tests/models/test_load_oneflow.py.
+"""Write one-yolov5-style checkpoints with OneFlow itself (in the OneFlow venv) for tests/models/test_load_oneflow.py.
 
 one-yolov5 saves with ``oneflow.save`` (``import oneflow as torch; torch.save(ckpt, last)``): a dict whose 'model' and
 'ema' are whole pickled model objects (class paths ``models.yolo.*`` / ``models.common.*``, the same as ours) holding

@@ -154,6 +154,32 @@ def test_detect_val_and_hub_take_of_weights(of_files, syn, tmp_path):
     assert model.names[5] == "cross"
 
 
+def test_export_takes_of_weights(of_files, tmp_path):
+    """export.py --weights yolov5n.of (a oneflow.save folder): the exported file holds the same model."""
+    from utils.export import export
+
+    w = tmp_path / "yolov5n.of"
+    shutil.copytree(of_files / "yolov5n.of", w)
+    (f,) = export(str(w), include=["ultralytics"], imgsz=[64])
+    assert f == str(tmp_path / "yolov5n_ultralytics.pt")
+    expected = np.load(of_files / "expected.npz")
+    np.testing.assert_allclose(_outputs(attempt_load(f), expected["x"])[0], expected["detect"], rtol=1e-3, atol=2e-3)
+
+
+def test_train_starts_from_of_weights(of_files, syn, tmp_path):
+    """train.py --weights yolov5n.of (a one-yolov5 release-style file): every tensor transferred, then trained."""
+    import train
+    from tests.test_detect import log_messages
+    from tests.test_train import _opt
+
+    with log_messages() as log:
+        train.main(_opt(syn, tmp_path, weights=str(of_files / "yolov5n.of"), cfg="", epochs=1, batch_size=8))
+    n = len(read_weights(str(of_files / "yolov5n.of"))[1]["state"])
+    assert any(f"Transferred {n}/{n} items from" in m for m in log), [m for m in log if "Transferred" in m]
+    ckpt = checkpoint.read(tmp_path / "exp" / "weights" / "last.pt")
+    assert ckpt["model"]["names"][3] == "star" and ckpt["model"]["yaml"]["nc"] == 6
+
+
 def test_resume_a_one_yolov5_run(of_files, syn, tmp_path):
     """train.py --resume runs/train/exp/weights/last.of: one-yolov5's flags and EMA weights, one more epoch."""
     import train

@@ -12,8 +12,6 @@ are written as names, and :func:`utils.checkpoint.read` reads the files back thr
 import collections
 import pickle
 
-import numpy as np
-
 from utils.checkpoint.writer import _dump, _Global, _Pickler, _to_plain, _write_archive
 
 # torch's own Module fields after training/_parameters/_buffers (torch 1.x order; torch 2.x adds the rest itself)

@@ -119,8 +119,8 @@ def train_main(opt, callbacks, trainer_class, config_class, default_project=ROOT
     LOGGER.debug(banner())
     d = dist.setup(opt, log=LOGGER.info)  # launched: checks, device, process group; else a no-op Dist()
     if opt.batch_size == -1 and d.ddp:  # AutoBatch sizes one process's memory (ultralytics refuses it too)
-        raise FlagError("AutoBatch with --batch-size -1 is incompatible with multi-process DDP training: pass the total "
-                        "--batch-size")
+        raise FlagError("AutoBatch with --batch-size -1 is incompatible with multi-process DDP training: pass the "
+                        "total --batch-size")
     if opt.batch_size < 1 and opt.batch_size != -1:
         raise FlagError(f"--batch-size {opt.batch_size}: pass a positive batch size, or -1 for AutoBatch")
     device = d.device if d.ddp else _device(opt)
