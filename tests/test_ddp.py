@@ -527,7 +527,9 @@ def test_signal_stops_every_rank(signum, ddp_data, tmp_path, backend_name):
             os.killpg(p.pid, signal.SIGKILL)
     print(f"{backend_name}: launcher exited {p.returncode} after {signal.Signals(signum).name}")
     assert p.returncode != 0
-    assert f"Interrupted: training stopped by {signal.Signals(signum).name}" in out and "--resume" in out, out[-3000:]
+    # oneflow.distributed.launch answers a Ctrl-C by sending SIGTERM to the ranks, which then report SIGTERM
+    said = "SIGINT|SIGTERM" if signum == signal.SIGINT else "SIGTERM"
+    assert re.search(f"Interrupted: training stopped by ({said})", out) and "--resume" in out, out[-3000:]
     ours = re.search(r'File "[^"]*(/train\.py|/utils/|/models/)', out)  # torchrun's agent prints its own traceback
     assert ours is None, out[-3000:]  # on SIGTERM (SignalException): not ours to change, but none from our ranks
     assert checkpoint.read(last)["epoch"] >= 0  # loadable, with the state to resume from

@@ -177,16 +177,16 @@ def _train_args(tiny, *extra):
             "4", "--workers", "0", "--epochs", "1", "--project", str(tiny["root"] / "runs"), *extra]
 
 
-@pytest.mark.parametrize("case", ["data missing", "data bad syntax", "hyp nan", "resume missing", "batch -1 on cpu"])
+@pytest.mark.parametrize("case", ["data missing", "data bad syntax", "hyp nan", "resume missing", "cfg missing"])
 def test_train_user_errors_are_one_line(case, tiny):
     root = tiny["root"]
     extra = {"data missing": ["--data", str(root / "missing.yaml")],
              "data bad syntax": ["--data", str(root / "syntax.yaml")],
              "hyp nan": ["--hyp", str(root / "hyp-nan.yaml")], "resume missing": ["--resume", str(root / "no.pt")],
-             "batch -1 on cpu": ["--batch", "-1", "--device", "cpu"]}[case]
+             "cfg missing": ["--cfg", str(root / "nomodel.yaml")]}[case]  # (--batch -1 on the CPU: AutoBatch's 16)
     r, lines = _run(_train_args(tiny, *extra))
     want = {"data missing": "missing.yaml", "data bad syntax": "syntax.yaml", "hyp nan": "lr0: nan",
-            "resume missing": "no.pt", "batch -1 on cpu": "AutoBatch"}[case]
+            "resume missing": "no.pt", "cfg missing": "nomodel.yaml"}[case]
     assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("ERROR: "), r.stderr[-2000:]
     assert want in lines[0]
 
