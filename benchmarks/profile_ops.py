@@ -128,8 +128,9 @@ def main(opt):
 
 
 def by_op_type(net, x, train, reps, wait):
-    """{module type: (calls, forward ms, backward ms)} over the leaf modules of ``net``, each timed on its own."""
-    from utils.backend import torch
+    """{module type: (calls, forward ms, backward ms)} over the leaf modules of ``net``, each timed on its own
+    (convolutions as the model runs them: conv_with_bias, i.e. OneFlow CPU's unbiased conv + add)."""
+    from utils.backend import conv_with_bias, torch, whole_conv_calls
     def detached(a):  # a module's positional arguments: tensors, or a list of tensors (Concat)
         return [detached(t) for t in a] if isinstance(a, (list, tuple)) else a.detach()
 
@@ -139,13 +140,18 @@ def by_op_type(net, x, train, reps, wait):
     def leaves(a):
         return [x for t in a for x in leaves(t)] if isinstance(a, list) else [a]
 
-    inputs = []
-    hooks = [m.register_forward_pre_hook(lambda m, a: inputs.append((m, detached(list(a)))))
-             for m in net.modules() if not list(m.children())]
-    with torch.no_grad():
+    inputs, capturing = [], [True]  # OneFlow's register_forward_pre_hook returns no handle: switch the hooks off
+
+    def capture(m, a):
+        if capturing[0]:
+            inputs.append((m, detached(list(a))))
+
+    for m in net.modules():
+        if not list(m.children()):
+            m.register_forward_pre_hook(capture)
+    with torch.no_grad(), whole_conv_calls():  # every convolution a module call, so that its hook sees it
         net(x)
-    for h in hooks:
-        h.remove()
+    capturing[0] = False
     table = defaultdict(lambda: [0, 0.0, 0.0])
     for m, args in inputs:
         if getattr(m, "inplace", False):  # in place on a leaf that needs a gradient is refused: time the copy
@@ -156,7 +162,7 @@ def by_op_type(net, x, train, reps, wait):
             a = fresh(args)
             t0 = time.perf_counter()
             with torch.set_grad_enabled(train):
-                y = m(*a) if len(a) > 1 else m(a[0])
+                y = conv_with_bias(m, a[0]) if isinstance(m, torch.nn.Conv2d) else m(*a) if len(a) > 1 else m(a[0])
             wait(y)
             t1 = time.perf_counter()
             if train and y.requires_grad:

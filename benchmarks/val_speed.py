@@ -49,8 +49,8 @@ def command(name, weights, data, opt, project):
     flags = ["--data", str(data), "--img", str(opt.img), "--batch-size", str(opt.batch), "--project", str(project),
              "--name", name, "--exist-ok"]
     if name == "ultralytics":
-        env = clean_env(YOLOV5_CONFIG_DIR=str(PEER_VENV / "cfg"), YOLO_OFFLINE="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1",
-                        PYTHONWARNINGS="ignore")
+        env = clean_env(YOLOV5_CONFIG_DIR=str(PEER_VENV / "cfg"), YOLO_OFFLINE="1",
+                        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", PYTHONWARNINGS="ignore")
         ref_weights = Path(weights).with_name(Path(weights).stem + "_ultralytics.pt")
         return [str(PEER_VENV / "bin/python"), "-m", "yolov5.val", "--weights", str(ref_weights), *flags], env
     return [str(PYTHONS[name]), str(ROOT / "val.py"), "--weights", str(weights), *flags], clean_env(YOLOV5_BACKEND=name)
