@@ -126,7 +126,7 @@ def test_run_keywords_get_the_same_checks():
 
 
 def test_range_messages():
-    assert cli.BATCH.describe() == "an integer >= 1, or -1 (AutoBatch, CUDA only)"
+    assert cli.BATCH.describe() == "an integer >= 1, or -1 (AutoBatch: CUDA memory, 16 on the CPU)"
     assert cli.POSITIVE_FLOAT.describe() == "a number > 0"
     with pytest.raises(argparse.ArgumentTypeError, match="must be a number in \\[0, 1\\], not 'x'"):
         cli.FRACTION("x")

@@ -71,7 +71,7 @@ NON_NEGATIVE = Range(int, 0)
 FRACTION = Range(float, 0, 1)  # thresholds
 BELOW_ONE = Range(float, 0, 1, open_hi=True)  # label smoothing, dropout
 POSITIVE_FLOAT = Range(float, 0, open_lo=True)
-BATCH = Range(int, 1, also=(-1,), note="AutoBatch, CUDA only")
+BATCH = Range(int, 1, also=(-1,), note="AutoBatch: CUDA memory, 16 on the CPU")
 
 
 # dest -> (option strings, argparse keyword arguments). Defaults are the most common ones; SCRIPTS override the rest.
