@@ -213,7 +213,6 @@ def worker_ultralytics(args, project):
 
         ref_train.create_dataloader = create_dataloader
     if args.task == "classify":  # no callbacks either; its --model takes a file: the same detector, saved by torch
-        import torch
         from yolov5.models.yolo import DetectionModel
         make_cls = ref_train.create_classification_dataloader
 
@@ -224,7 +223,7 @@ def worker_ultralytics(args, project):
         ref_train.create_classification_dataloader = create_classification_dataloader
         det = Path(project) / "yolov5n-det.pt"
         det.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": DetectionModel(str(ROOT / "models/yolov5n.yaml"), nc=80), "epoch": -1}, det)
+        ref_train.torch.save({"model": DetectionModel(str(ROOT / "models/yolov5n.yaml"), nc=80), "epoch": -1}, det)
         opt = _train_opt(ref_train.parse_opt(known=True), args, project, model=str(det))
         ref_train.main(opt)
         return clock.result(framework=f"ultralytics yolov5 (torch {version('torch')})")

@@ -136,7 +136,7 @@ def test_flags_and_defaults_match_ultralytics_v7(monkeypatch):
 
     monkeypatch.setattr(sys, "argv", ["detect.py"])
     opt = vars(detect.parse_opt())
-    assert set(V70_FLAGS) | {"backend"} == set(opt)
+    assert set(V70_FLAGS) | {"backend", "graph"} == set(opt)  # plus ours: --backend, --graph (one-yolov5)
     for k, v in V70_FLAGS.items():
         got = opt[k]
         if k in ("weights", "source", "data", "project"):
