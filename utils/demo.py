@@ -68,7 +68,7 @@ def main(opt):
     workers = "0" if nproc > 1 else "2"
     times["train"] = _run([*launch, "train.py", "--data", DATA, "--cfg", "yolov5n.yaml", "--weights", "",
                            "--img", str(imgsz), "--epochs", str(epochs), "--batch-size", str(recipe["batch_size"]),
-                           "--optimizer", recipe["optimizer"], "--hyp", recipe["hyp"], "--workers", workers, "--noval",
+                           "--optimizer", recipe["optimizer"], "--hyp", recipe["hyp"], "--workers", workers,
                            "--name", name], opt.backend)
     times["val"] = _run(["val.py", "--data", DATA, "--weights", str(weights.relative_to(ROOT)), "--img", str(imgsz),
                          "--name", name], opt.backend)
