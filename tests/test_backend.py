@@ -118,6 +118,30 @@ def test_oneflow_vm_settings_respect_user_environment():
         assert r.stdout.strip() == "0"
 
 
+CPUINFO = "processor\t: 0\nvendor_id\t: {vendor}\nmodel name\t: {model}\nflags\t\t: fpu sse2 {extra}\n\n"
+
+
+@pytest.mark.parametrize("vendor, extra, expected", [("AuthenticAMD", "avx2 fma avx", True),
+                                                     ("AuthenticAMD", "avx", False),
+                                                     ("GenuineIntel", "avx2 fma avx512f", False)])
+def test_openblas_core_type_only_for_amd_with_avx2(tmp_path, vendor, extra, expected):
+    f = tmp_path / "cpuinfo"
+    f.write_text(CPUINFO.format(vendor=vendor, model="AMD EPYC" if "AMD" in vendor else "Intel Xeon", extra=extra))
+    assert backend._amd_with_avx2(str(f)) is expected
+    assert backend._amd_with_avx2(str(tmp_path / "absent")) is False
+
+
+def test_openblas_core_type_respects_user_environment():
+    code = "import os; from utils import backend; print(os.environ.get('OPENBLAS_CORETYPE'))"
+    env = {"YOLOV5_BACKEND": backend.NAME, "PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "Haswell", r.stderr
+    env.pop("OPENBLAS_CORETYPE")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    want = "Zen" if backend.IS_ONEFLOW and backend._amd_with_avx2() else "None"
+    assert r.stdout.strip() == want, r.stderr
+
+
 def test_quiet_import_hides_framework_noise():
     r = subprocess.run([sys.executable, "-c", "import utils.backend"], cwd=ROOT, capture_output=True, text=True,
                        env={"YOLOV5_BACKEND": backend.NAME, "PATH": "/usr/bin:/bin"}, timeout=120)

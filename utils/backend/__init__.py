@@ -65,12 +65,28 @@ def _prepare_oneflow_env():
     - Without a GPU, OneFlow's VM worker threads spin (sched_yield/futex) and burn a second core at no gain; these two
       switches make them block instead (measured: system time 40% -> 2%, two processes then run at 2x).
       Not the second one under --graph: with it a compiled nn.Graph burns twice the CPU time of its kernels.
+    - The OpenBLAS inside OneFlow 0.9.0 predates Zen: on AMD CPUs it falls back to 'Barcelona' (SSE3) kernels.
+      OPENBLAS_CORETYPE=Zen (AVX2/FMA kernels) makes the yolov5n training step ~16 % faster and validation ~15 %
+      (AMD EPYC, measured A/B). Not set on Intel CPUs: there forcing a newer core type was measured slower.
     """
     os.environ.setdefault("GLOG_minloglevel", "2" if _gpu_present() else "3")
     if not _gpu_present():
         os.environ.setdefault("ONEFLOW_VM_COMPUTE_ON_WORKER_THREAD", "0")
         if "--graph" not in sys.argv:
             os.environ.setdefault("ONEFLOW_VM_ENABLE_SCHEDULE_YIELD", "0")
+    if _amd_with_avx2():
+        os.environ.setdefault("OPENBLAS_CORETYPE", "Zen")
+
+
+def _amd_with_avx2(cpuinfo="/proc/cpuinfo"):
+    """True on an AMD CPU with AVX2 and FMA (Linux; False where /proc/cpuinfo cannot be read)."""
+    try:
+        with open(cpuinfo) as f:
+            head = f.read(8192)  # the first processor's block
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in head.splitlines() if line.startswith("flags")), [])
+    return "AuthenticAMD" in head and {"avx2", "fma"} <= set(flags)
 
 
 def _preload_nvidia_libs():
