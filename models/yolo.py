@@ -11,6 +11,7 @@ Vocabulary: nc classes, na anchors per level, nl output levels, no outputs per a
 import ast
 import contextlib
 import math
+import re
 import sys
 from copy import deepcopy
 from pathlib import Path
@@ -32,6 +33,12 @@ from utils.files import check_yaml  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
 from utils.torch_utils import (count_flops, fuse_conv_and_bn, initialize_weights, model_info, scale_img,  # noqa: E402
                                select_device, time_sync)
+
+
+def _plain(e, limit=200):
+    """The first line of an exception's message without terminal colour codes (OneFlow colours its errors)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    return (text.splitlines() or [""])[0][:limit]
 
 
 class ModelConfigError(UserError, ValueError):
@@ -241,9 +248,9 @@ def parse_model(d, ch, source="model.yaml"):
                 else:
                     c2 = ch[f]
                 m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)
-            except (TypeError, IndexError, ValueError, AssertionError) as e:
+            except (TypeError, IndexError, ValueError, AssertionError, ZeroDivisionError, RuntimeError) as e:
                 raise ModelConfigError(f"{where}: cannot build {name} with arguments {args}: {e}") from None
-            t = nn_module_path(m_) if n == 1 else nn_module_path(m_[0])
+            t = nn_module_path(m_[0] if n > 1 else m_)  # as built above (a 'number' below 1 builds one module)
             t = t.replace("__main__.", "")
             np_ = sum(x.numel() for x in m_.parameters())
             m_.i, m_.f, m_.type, m_.np = i, f, t, np_
@@ -346,9 +353,13 @@ class DetectionModel(BaseModel):
     def _init_head(self, m, ch, s=256):
         """Strides from a dry run at s x s, anchor order and grid units, prior-based biases (as ultralytics)."""
         m.inplace = self.inplace
-        out = self.forward(torch.zeros(1, ch, s, s))
-        out = out[0] if isinstance(m, Segment) else out
-        m.stride = torch.tensor([s / x.shape[-2] for x in out])
+        try:  # a config whose layers build but cannot run (zero channels, a bad Upsample, maps shrunk to nothing)
+            out = self.forward(torch.zeros(1, ch, s, s))
+            out = out[0] if isinstance(m, Segment) else out
+            m.stride = torch.tensor([s / x.shape[-2] for x in out])
+        except (RuntimeError, ValueError, NotImplementedError, TypeError, ZeroDivisionError, IndexError) as e:
+            raise ModelConfigError(f"{getattr(self, 'yaml_file', 'model config')}: the network it describes cannot run "
+                                   f"on a {s}x{s} image ({type(e).__name__}: {_plain(e)})") from None
         check_anchor_order(m)
         with torch.no_grad():
             m.anchors /= m.stride.view(-1, 1, 1)

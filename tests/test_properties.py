@@ -10,8 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT, other_env
@@ -105,6 +104,10 @@ MODULES = ["Conv", "C3", "SPPF", "nn.Upsample", "Concat", "Bottleneck", "NoSuchB
 @given(st.lists(st.tuples(st.integers(-3, 2), st.integers(-1, 2), st.sampled_from(MODULES),
                           st.lists(st.one_of(st.integers(-2, 16), st.sampled_from(["nearest", "None", "os.system"])),
                                    max_size=3)), min_size=1, max_size=3))
+@example([(-1, 1, "nn.Upsample", [0, 0, 0])])  # found in CI: layers that build but cannot run, 'number' 0
+@example([(-1, 1, "nn.Upsample", [1])])
+@example([(-1, 1, "Conv", [0, 1, 1])])
+@example([(-1, 0, "Conv", [0])])
 def test_model_yaml_builds_or_fails_with_model_config_error(rows):
     from models.yolo import DetectionModel, ModelConfigError
 
