@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 from utils import cli, errors  # noqa: E402
 from utils.engine.config import ValConfig  # noqa: E402
 from utils.engine.detection import DetectionValidator  # noqa: E402
-from utils.engine.validator import STUDY_SIZES, TASKS, speed_and_study  # noqa: E402
+from utils.engine.validator import STUDY_SIZES, val_main  # noqa: E402
 from utils.files import find_file  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
 
@@ -55,16 +55,8 @@ def parse_opt(known=False):
 
 def main(opt):
     """Run --task val/train/test once, or the speed / study sweeps over every --weights."""
-    if opt.task not in TASKS:
-        raise errors.FlagError(f"--task {opt.task} is not one of {', '.join(TASKS)}")
-    if opt.task in ("train", "val", "test"):
-        if opt.conf_thres > 0.001:  # https://github.com/ultralytics/yolov5/issues/1466
-            LOGGER.info(f"WARNING ⚠️ confidence threshold {opt.conf_thres} > 0.001 produces invalid results")
-        if opt.save_hybrid:
-            LOGGER.info("WARNING ⚠️ --save-hybrid will return high mAP from hybrid labels, "
-                        "not from predictions alone")
-        return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
-    return speed_and_study(opt, run, STUDY_SIZES)
+    return val_main(opt, run, STUDY_SIZES, LOGGER.info,
+                    "--save-hybrid will return high mAP from hybrid labels, not from predictions alone")
 
 
 if __name__ == "__main__":

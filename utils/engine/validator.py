@@ -28,7 +28,7 @@ from models.yolo import model_task
 from utils.backend import cuda_available, inference_mode, select_device, time_sync, to_numpy
 from utils.backend.graph import compile_forward
 from utils.callbacks import Callbacks
-from utils.errors import UserError
+from utils.errors import FlagError, UserError
 from utils.files import increment_path
 from utils.log import LOGGER
 from utils.plots import plot_val_study
@@ -241,6 +241,21 @@ class Validator:
 
 # ------------------------------------------------------------------------------------------------ --task speed/study
 STUDY_SIZES = tuple(range(256, 1536 + 128, 128))  # --task study image sizes (x axis)
+
+
+def val_main(opt, run, sizes, log, hybrid_note):
+    """A val script's main(): --task val/train/test once (warning as ultralytics on --conf-thres > 0.001 and on
+    --save-hybrid, through ``log`` with ``hybrid_note``: each script keeps its original's wording), or the speed /
+    study sweeps over every --weights."""
+    if opt.task not in TASKS:
+        raise FlagError(f"--task {opt.task} is not one of {', '.join(TASKS)}")
+    if opt.task in ("train", "val", "test"):
+        if opt.conf_thres > 0.001:  # https://github.com/ultralytics/yolov5/issues/1466
+            log(f"WARNING ⚠️ confidence threshold {opt.conf_thres} > 0.001 produces invalid results")
+        if opt.save_hybrid:
+            log(f"WARNING ⚠️ {hybrid_note}")
+        return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
+    return speed_and_study(opt, run, sizes)
 
 
 def speed_and_study(opt, run, sizes=STUDY_SIZES):
