@@ -108,7 +108,7 @@ def _grad_trainer(data, out, d, batch_size):
 def _first_step_grads(trainer, loader, init_state=None):
     """Gradients of the trainer's loss on the loader's first batch; BatchNorm uses its running statistics, the one
     thing per-process batches (DDP without SyncBatchNorm) cannot reproduce."""
-    from utils.backend import from_numpy, nn, to_numpy
+    from utils.backend import distributed, from_numpy, nn, to_numpy
     from utils.torch_utils import de_parallel
 
     bare = de_parallel(trainer.model)
@@ -123,6 +123,7 @@ def _first_step_grads(trainer, loader, init_state=None):
     trainer.optimizer.zero_grad()
     loss, _ = trainer.forward_loss({"img": imgs.to(trainer.device).float() / 255, "targets": targets})
     loss.backward()
+    distributed.average_gradients(trainer.model)  # what the trainer does before its optimizer step (OneFlow, CPU)
     grads = {k: to_numpy(p.grad).copy() for k, p in bare.named_parameters() if p.grad is not None}
     return grads, [Path(p).name for p in paths]
 
@@ -220,6 +221,55 @@ def test_launch_checks():
         select_ddp_device(many, "cpu")
     with pytest.raises(DDPError, match="Invalid CUDA"):  # these machines have no GPU
         select_ddp_device(d, "0,1")
+
+
+def test_cpu_ranks_bound_to_their_share_of_cores(monkeypatch):
+    """One OneFlow process per core on a CPU machine: each rank bound to its own cores (utils/backend)."""
+    from utils import backend
+    monkeypatch.setattr(backend, "CPUS_BEFORE_BINDING", None)
+    monkeypatch.setattr(backend.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4}, raising=False)
+    calls = []
+
+    def pin(env):
+        calls.clear()
+        return backend._pin_cpu_rank(env, setaffinity=lambda pid, cpus: calls.append(sorted(cpus)))
+
+    assert pin({"LOCAL_RANK": "1", "WORLD_SIZE": "2"}) == 2 and calls == [[2, 3]]
+    assert backend.CPUS_BEFORE_BINDING == (0, 1, 2, 3, 4)
+    assert pin({"LOCAL_RANK": "3", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}) == 1 and calls == [[3]]
+    for env in ({}, {"LOCAL_RANK": "0", "WORLD_SIZE": "1"}, {"LOCAL_RANK": "0", "WORLD_SIZE": "6"},
+                {"LOCAL_RANK": "0", "WORLD_SIZE": "2", "YOLOV5_CPU_AFFINITY": "0"}, {"LOCAL_RANK": "x"}):
+        assert pin(env) == 0 and calls == [], env  # not launched, more ranks than cores, opted out, garbage
+
+
+def test_unbound_cpus_and_back(monkeypatch):
+    from utils import backend
+    if not hasattr(backend.os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this OS")
+    own = backend.os.sched_getaffinity(0)
+    monkeypatch.setattr(backend, "CPUS_BEFORE_BINDING", None)
+    with backend.unbound_cpus():  # an unbound process: nothing changes
+        assert backend.os.sched_getaffinity(0) == own
+    if len(own) < 2:
+        pytest.skip("one core: nothing to bind")
+    one = {min(own)}
+    backend.os.sched_setaffinity(0, one)
+    try:
+        monkeypatch.setattr(backend, "CPUS_BEFORE_BINDING", tuple(sorted(own)))
+        with backend.unbound_cpus():
+            assert backend.os.sched_getaffinity(0) == own
+        assert backend.os.sched_getaffinity(0) == one
+    finally:
+        backend.os.sched_setaffinity(0, own)
+
+
+def test_average_gradients_outside_ddp_is_a_no_op():
+    from utils.backend import distributed, nn, to_numpy, torch
+    m = nn.Linear(2, 1)
+    m(torch.ones(1, 2)).sum().backward()
+    before = to_numpy(m.weight.grad).copy()
+    distributed.average_gradients(m)
+    assert (to_numpy(m.weight.grad) == before).all() and not distributed.is_ddp_wrapped(m)
 
 
 def test_sampler_shards_every_epoch(ddp_data):

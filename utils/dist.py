@@ -44,6 +44,10 @@ def timeout_s():
 
 
 def usable_cpus():
+    """CPU cores this process may use; for a rank that utils.backend bound to its share, the cores before that."""
+    bound = getattr(sys.modules.get("utils.backend"), "CPUS_BEFORE_BINDING", None)
+    if bound:
+        return len(bound)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -165,3 +165,94 @@ class ComputeLoss:
             anch.append(anchors[a])
             tcls.append(c)
         return tcls, tbox, indices, anch
+
+    # ------------------------------------------------------------------------------------------ fixed shapes
+    def has_static_form(self):
+        """True when ``static`` computes what ``__call__`` does (not for subclasses with their own loss)."""
+        return type(self).__call__ is ComputeLoss.__call__ and not self.autobalance
+
+    def static(self, p, targets, valid):
+        """The same loss with every shape fixed by the inputs' (what a compiled nn.Graph needs: no boolean-mask
+        indexing, no branch on the number of matches).
+
+        ``targets`` is (NT, 6) with rows past the real ones padding, ``valid`` (NT,) marks the real rows. Every
+        (neighbour offset, anchor, target) candidate is kept, in the order build_targets produces them, with a mask
+        for the ones build_targets selects; masked candidates add nothing to the sums and write their objectness
+        target into a spare slot, so duplicates resolve as in __call__ (the last write wins, on OneFlow). Equal to
+        __call__ up to float summation order (tests/test_graph.py). Not for autobalance (it reads a value back per
+        level).
+        """
+        assert not self.autobalance, "autobalance reads the loss back per level: eager only"
+        na, nt, nc = self.na, targets.shape[0], self.nc
+        zero = torch.zeros(1, device=self.device)
+        lcls, lbox, lobj = zero, zero, zero
+        dummy = torch.tensor([0, 0, 0.5, 0.5, 0.1, 0.1], device=self.device, dtype=targets.dtype)
+        targets = torch.where(valid.view(nt, 1) > 0, targets, dummy.view(1, 6))  # padding: a harmless box (no NaN)
+        ai = torch.arange(na, device=self.device, dtype=torch.float32).view(na, 1).repeat(1, nt)
+        tall = torch.cat((targets.repeat(na, 1, 1), ai[..., None]), 2)  # (na, NT, 7)
+        real = valid.view(1, nt).repeat(na, 1) > 0
+        g = 0.5
+        off = torch.tensor([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], device=self.device, dtype=torch.float32) * g
+        for i, pi in enumerate(p):
+            bs, _, h, w = (int(v) for v in pi.shape[:4])
+            gain = torch.tensor([1, 1, w, h, w, h, 1], device=self.device, dtype=torch.float32)
+            t = tall * gain
+            r = t[..., 4:6] / self.anchors[i][:, None]
+            keep = (torch.max(r, 1 / r).max(2)[0] < self.hyp["anchor_t"]) & real  # (na, NT)
+            gxy = t[..., 2:4]
+            gxi = gain[[2, 3]] - gxy
+            left_up = (gxy % 1 < g) & (gxy > 1)
+            right_down = (gxi % 1 < g) & (gxi > 1)
+            sel = torch.stack((keep, left_up[..., 0] & keep, left_up[..., 1] & keep, right_down[..., 0] & keep,
+                               right_down[..., 1] & keep)).reshape(-1)  # (5 * na * NT,) candidates
+            t = t.repeat(5, 1, 1).reshape(-1, 7)
+            offsets = (torch.zeros(5, na * nt, 2, device=self.device) + off[:, None]).reshape(-1, 2)
+            mask = sel.to(pi.dtype)
+            n = mask.sum()
+            b, c, a = t[:, 0].long(), t[:, 1].long(), t[:, 6].long()
+            gxy, gwh = t[:, 2:4], t[:, 4:6]
+            gij = (gxy - offsets).long()
+            gi, gj = gij[:, 0].clamp(0, w - 1), gij[:, 1].clamp(0, h - 1)
+            tbox = torch.cat((gxy - torch.stack((gi, gj), 1), gwh), 1)
+            ps = pi[b, a, gj, gi]  # (candidates, no)
+            pxy = ps[:, 0:2].sigmoid() * 2 - 0.5
+            pwh = (ps[:, 2:4].sigmoid() * 2) ** 2 * self.anchors[i][a]
+            iou = self.ciou(torch.cat((pxy, pwh), 1), tbox).view(-1)
+            lbox = lbox + ((1.0 - iou) * mask).sum() / n.clamp(min=1)
+            iou = iou.detach().clamp(0).to(pi.dtype)
+            if self.gr < 1:
+                iou = (1.0 - self.gr) + self.gr * iou
+            cells = bs * na * h * w
+            slot = ((b * na + a) * h + gj) * w + gi
+            slot = torch.where(sel, slot, torch.full_like(slot, cells))  # masked candidates: the spare slot
+            tobj = torch.scatter(torch.zeros(cells + 1, dtype=pi.dtype, device=self.device), 0, slot, iou)
+            lobj = lobj + self._bce_obj_mean(pi[..., 4], tobj[:cells].view(bs, na, h, w)) * self.balance[i]
+            if nc > 1:
+                pcls = ps[:, 5:5 + nc]
+                hot = c[:, None] == torch.arange(nc, device=self.device)[None]
+                tc = torch.where(hot, torch.full_like(pcls, self.cp), torch.full_like(pcls, self.cn))
+                lcls = lcls + (self._bce_cls_none(pcls, tc) * mask[:, None]).sum() / (n * nc).clamp(min=1)
+        lbox = lbox * self.hyp["box"]
+        lobj = lobj * self.hyp["obj"]
+        lcls = lcls * self.hyp["cls"]
+        bs = p[0].shape[0]
+        return (lbox + lobj + lcls) * bs, torch.cat((lbox, lobj, lcls)).detach()
+
+    def _bce_obj_mean(self, pred, true):
+        return self.BCEobj(pred, true)
+
+    def _bce_cls_none(self, pred, true):
+        """Per-element class loss (BCE or its focal form) with the configured pos_weight."""
+        fn = self.BCEcls
+        inner = fn.loss_fcn if isinstance(fn, FocalLoss) else fn
+        saved_outer, saved_inner = getattr(fn, "reduction", None), inner.reduction
+        inner.reduction = "none"
+        if fn is not inner:
+            fn.reduction = "none"
+        try:
+            return fn(pred, true)
+        finally:
+            inner.reduction = saved_inner
+            if fn is not inner:
+                fn.reduction = saved_outer
+

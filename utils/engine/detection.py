@@ -23,6 +23,7 @@ from utils import coco
 from utils.annotator import colors, save_one_box
 from utils.autoanchor import check_anchors
 from utils.backend import from_numpy, to_numpy, torch
+from utils.backend.graph import TrainStepGraph, train_step_note
 from utils.boxes import scale_boxes, xywh2xyxy, xyxy2xywh
 from utils.cli import check_img_size, options
 from utils.data.build import create_dataloader
@@ -413,6 +414,21 @@ class DetectionTrainer(BaseTrainer):
     def compute_loss(self, preds, batch):
         loss, items = self.loss(preds, batch["targets"].to(self.device))
         return (loss * 4.0 if self.cfg.quad else loss), items
+
+    def build_train_graph(self):
+        """--graph on OneFlow: forward, loss and backward compiled (utils/backend/graph.TrainStepGraph)."""
+        model = de_parallel(self.model)
+        reason = TrainStepGraph.supported(model, self.loss, ddp=self.dist.ddp, amp=self.amp)
+        if reason:
+            LOGGER.info(train_step_note(reason))
+            return None
+        LOGGER.info(train_step_note())
+        return TrainStepGraph(model, self.loss, loss_scale=4.0 if self.cfg.quad else 1.0)
+
+    def train_step(self, batch):
+        if self.train_graph is not None and self.train_graph.accepts(batch["img"], self.local_batch_size):
+            return self.train_graph(batch["img"], batch["targets"].to(self.device))[1]
+        return super().train_step(batch)
 
     def progress_header(self):
         columns = ("Epoch", "GPU_mem", *self.loss_names, "Instances", "Size")

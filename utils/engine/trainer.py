@@ -48,8 +48,9 @@ from utils.engine.config import plain
 from utils.engine.interrupt import SignalStop, interrupted, script_name
 from utils.errors import FlagError, report
 from utils.log import LOGGER, colorstr
+from utils.backend.distributed import average_gradients
 from utils.backend.fused import fused_paths
-from utils.backend.graph import train_step_note
+from utils.backend.graph import ddp_graphs_hang, train_step_note
 from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
@@ -142,10 +143,10 @@ class BaseTrainer:
         self.loss = self.build_loss()
         if self.dist.main:
             self.validator = self.build_validator()
-            self.validator.graph = cfg.graph  # --graph: the validation forward is compiled (utils/backend/graph.py)
-        if cfg.graph:
-            LOGGER.info(train_step_note())
+            # --graph: the validation forward is compiled (utils/backend/graph.py), not under OneFlow DDP
+            self.validator.graph = cfg.graph and not (self.dist.ddp and ddp_graphs_hang())
         self.model = self.dist.wrap(self.model, sync_bn=cfg.sync_bn, log=LOGGER.info)  # after the EMA deepcopy
+        self.train_graph = self.build_train_graph() if cfg.graph else None
 
     def save_settings(self):
         """hyp.yaml and opt.yaml in the run folder (rank 0; not for evolve generations), as ultralytics."""
@@ -209,7 +210,10 @@ class BaseTrainer:
         self.dist.barrier("end of training")  # past this point ranks may exit independently
         if self.dist.watchdog:
             self.dist.watchdog.stop()
-        return self.finish(epoch) if self.dist.main else tuple(self.results)
+        if not self.dist.main:
+            return tuple(self.results)
+        with backend.unbound_cpus():  # the other ranks are done
+            return self.finish(epoch)
 
     def run_epochs(self):
         """The epoch loop; returns the last epoch run. Raises Interrupted after a signal (every rank alike)."""
@@ -277,8 +281,7 @@ class BaseTrainer:
             if self.nw and ni <= self.nw:  # no warmup when nw is 0
                 self.warmup(ni, epoch)
             with self.dist.waiting("training step (gradient all-reduce)"):
-                loss, loss_items = self.forward_loss(batch)
-                self.scaler.scale(loss).backward()
+                loss_items = self.train_step(batch)
             if ni - self.last_opt_step >= self.accumulate:
                 self.optimizer_step()
                 self.last_opt_step = ni
@@ -289,7 +292,8 @@ class BaseTrainer:
             if self.plots and ni < 3:
                 self.plot_batch(batch, ni)
             if self.validate_on_last_batch and i == self.nb - 1 and self.dist.main:
-                self.results, self.validated = tuple(self.validate(self.ema.ema, pbar=pbar)), True
+                with backend.unbound_cpus():
+                    self.results, self.validated = tuple(self.validate(self.ema.ema, pbar=pbar)), True
             # callbacks run on rank 0 only, a signal may reach one rank only: every rank takes the same decision
             self.callbacks.stop_training, self.stop_signal = self.dist.stop_votes(self.callbacks.stop_training,
                                                                                   self.signals.signum)
@@ -297,6 +301,16 @@ class BaseTrainer:
                 break
         self.lr = [float(g["lr"]) for g in self.optimizer.param_groups]
         return mloss
+
+    def train_step(self, batch):
+        """Forward, loss and backward of one batch (gradients added to .grad); returns the detached loss items."""
+        loss, loss_items = self.forward_loss(batch)
+        self.scaler.scale(loss).backward()
+        return loss_items
+
+    def build_train_graph(self):
+        """--graph: a compiled training step for train_step, or None (eager) after one line saying why."""
+        LOGGER.info(train_step_note(f"no compiled training step for the {self.task} task"))
 
     def forward_loss(self, batch):
         """(loss to backpropagate, detached loss items) of one batch.
@@ -311,6 +325,8 @@ class BaseTrainer:
         return loss, loss_items
 
     def optimizer_step(self):
+        with self.dist.waiting("gradient all-reduce"):
+            average_gradients(self.model)  # OneFlow DDP on the CPU averages here, not in backward (utils/backend)
         self.scaler.unscale_(self.optimizer)
         clip_grad_norm_(self.model.parameters(), max_norm=10.0)
         self.scaler.step(self.optimizer)
@@ -321,7 +337,11 @@ class BaseTrainer:
 
     def end_epoch(self, epoch, mloss):
         """Rank 0 validates, logs and saves; every rank then takes rank 0's early-stop decision."""
-        stop = self.end_epoch_main(epoch, mloss) if self.dist.main else False
+        if self.dist.main:
+            with backend.unbound_cpus():  # the other ranks wait: a CPU rank bound to one core may use them all
+                stop = self.end_epoch_main(epoch, mloss)
+        else:
+            stop = False
         return self.dist.broadcast_flag(stop, "rank 0 validating/saving (early-stop flag)")
 
     def end_epoch_main(self, epoch, mloss):
