@@ -1,5 +1,6 @@
 """End-to-end training time: the whole `train.py` command (start-up, epochs with validation, final validation, plots),
-OneFlow in one process and with the DDP launcher (one process per core), our PyTorch backend, and ultralytics.
+OneFlow in one process, with the DDP launcher (one process per core) and with --graph (compiled training step and
+validation forward, compile time included), our PyTorch backend, and ultralytics.
 
 Each program runs alone, one after the other, ``--repeat`` rounds in turn, on the same synthetic data (``--n-train``
 images at ``--img`` px) with the same flags: yolov5n from scratch, ``--epochs`` epochs, batch 16, validation every
@@ -25,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 PYTHONS = {"oneflow": ROOT / ".venv/bin/python", "torch": ROOT / ".venv-torch/bin/python"}
 PEER_VENV = Path(os.environ.get("PEER_VENV") or Path(os.environ.get("TMPDIR", "/tmp")) / "ultralytics-ref")
-PROGRAMS = ("oneflow", "oneflow-ddp", "torch", "ultralytics")
+PROGRAMS = ("oneflow", "oneflow-ddp", "oneflow-graph", "torch", "ultralytics")
 
 
 def parse_opt():
@@ -63,7 +64,8 @@ def command(name, data, opt, project):
         launch = ["-m", "oneflow.distributed.launch", "--nproc_per_node", str(opt.nproc), "--master_port",
                   str(free_port())]
         return [str(PYTHONS[backend]), *launch, str(ROOT / "train.py"), *flags, "--workers", "0"], env
-    return [str(PYTHONS[backend]), str(ROOT / "train.py"), *flags], env
+    graph = ["--graph"] if name.endswith("-graph") else []  # the compiled training step (utils/backend/graph.py)
+    return [str(PYTHONS[backend]), str(ROOT / "train.py"), *flags, *graph], env
 
 
 def main(opt):

@@ -104,3 +104,14 @@ def test_typed_configs_take_the_flags_and_leave_the_namespace_alone(tmp_path):
     assert ValConfig.from_opt(cli.options("val", {})).iou_thres == 0.6
     with pytest.raises(TypeError, match="no value for"):
         DetectTrainConfig.from_opt(cli.options("val", {}), save_dir=tmp_path, hyp={})
+
+
+def test_demo_processes_default_to_one_per_core_for_oneflow_on_a_cpu():
+    from utils import demo
+    assert demo.parse_opt([]).nproc == 0  # auto
+    assert demo.default_nproc("oneflow", cores=2, gpu=False) == 2
+    assert demo.default_nproc("oneflow", cores=16, gpu=False) == 2  # the demo batch of 16: at most 2 x 8
+    assert demo.default_nproc("oneflow", cores=1, gpu=False) == 1
+    assert demo.default_nproc("oneflow", cores=8, gpu=True) == 1
+    assert demo.default_nproc("torch", cores=2, gpu=False) == 1
+    assert demo.parse_opt(["--nproc", "1"]).nproc == 1

@@ -294,7 +294,8 @@ SCRIPTS = {
                                                                                "yolov5s"},
                                      "size": {}, "max_mb": {}, "max_pixels": {}, "threads": {}},
     "utils/demo": {"epochs": {"default": 0, "help": "override the recipe's epochs (data/synthetic.yaml demo:)"},
-                   "nproc": {}},
+                   "nproc": {"default": 0, "type": NON_NEGATIVE,
+                             "help": "training processes; 0: 2 on a CPU-only machine with OneFlow (one per core), else 1"}},
 }
 
 
