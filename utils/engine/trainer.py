@@ -15,6 +15,8 @@ end. A task says what differs, through these hooks:
     build_loss(), build_validator()
     preprocess_batch(raw)    the loader's batch -> a dict: 'img' (float 0-1 on the device) + the task's targets
     compute_loss(preds, batch) -> (loss to backpropagate, detached loss items)
+    train_step(batch), build_train_graph()   forward + loss + backward of a batch (eager by default; detection's
+                             uses the compiled step of --graph on OneFlow)
     start_message(), closing_message(), progress_header(), progress_row(epoch, mem, mloss, batch)
     validate(model, pbar=None) -> the validation values in results.csv order (after the training losses)
     fitness_rows(rows) (fitness of result rows; also for --evolve), lr_values(epoch), plot_batch(batch, ni),
@@ -310,7 +312,7 @@ class BaseTrainer:
 
     def build_train_graph(self):
         """--graph: a compiled training step for train_step, or None (eager) after one line saying why."""
-        LOGGER.info(train_step_note(f"no compiled training step for the {self.task} task"))
+        LOGGER.info(train_step_note(f"no compiled training step for the {getattr(self, 'task', 'this')} task"))
 
     def forward_loss(self, batch):
         """(loss to backpropagate, detached loss items) of one batch.
