@@ -54,7 +54,9 @@ def train_step_note(reason=""):
 
 def ddp_graphs_hang():
     """True in a OneFlow DDP process: there an nn.Graph (training step, or rank 0's validation forward) never
-    finishes compiling (OneFlow 0.9.0, measured with 2 CPU ranks), so --graph compiles nothing under DDP."""
+    finishes compiling (OneFlow 0.9.0, 2 CPU ranks, bound to cores or not). Even a graph of one nn.Linear on local
+    tensors, compiled by both ranks of `python -m oneflow.distributed.launch --nproc_per_node 2`, returns on rank 1
+    and never on rank 0. So --graph compiles nothing under DDP."""
     return IS_ONEFLOW and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
