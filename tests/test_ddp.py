@@ -460,6 +460,26 @@ def _rank_pid(launcher_pid, rank, wait_s=120):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["segment", "classify"])
+def test_two_process_segment_and_classify(task, tmp_path, backend_name):
+    """segment/train.py and classify/train.py on 2 processes (on OneFlow's CPU: gradients averaged per optimizer
+    step, no DDP wrapper): one run folder, one results.csv row per epoch, weights."""
+    from utils.data.synthetic import make_dataset
+    data = make_dataset(tmp_path / "data", n_train=16, n_val=4, imgsz=64, task=task, seed=3)
+    common = ["--img", "64", "--epochs", "2", "--batch-size", "8", "--workers", "0", "--project", tmp_path / "runs",
+              "--name", task, "--noplots" if task == "segment" else "--pretrained=False"]
+    args = (["segment/train.py", "--data", data, "--cfg", "models/segment/yolov5n-seg.yaml", "--weights", ""]
+            if task == "segment" else ["classify/train.py", "--data", Path(data).parent, "--model", "yolov5n.yaml"])
+    rc, out, secs = run_launcher(launch_cmd(backend_name, 2, free_port(), *args, *common), launch_env(backend_name),
+                                 timeout=300)
+    assert rc == 0, out[-4000:]
+    run = tmp_path / "runs" / task
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [task]
+    assert len((run / "results.csv").read_text().splitlines()) == 3
+    assert (run / "weights" / "last.pt").exists()
+
+
+@pytest.mark.slow
 def test_two_process_run_and_resume(ddp_data, tmp_path, backend_name):
     """A real 2-process run (AutoAnchor on rank 0): one run folder with results.csv and weights; then --resume of an
     interrupted run."""
