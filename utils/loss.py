@@ -116,11 +116,17 @@ class ComputeLoss:
                 self.balance[i] = self.balance[i] * 0.9999 + 0.0001 / obji.detach().item()
         if self.autobalance:
             self.balance = [x / self.balance[self.ssi] for x in self.balance]
-        lbox = lbox * self.hyp["box"]
-        lobj = lobj * self.hyp["obj"]
-        lcls = lcls * self.hyp["cls"]
-        bs = p[0].shape[0]
+        return self._total(lbox, lobj, lcls, p[0].shape[0])
+
+    def _total(self, lbox, lobj, lcls, bs):
+        """(weighted sum x batch size, detached [lbox, lobj, lcls]) from the per-level sums."""
+        lbox, lobj, lcls = lbox * self.hyp["box"], lobj * self.hyp["obj"], lcls * self.hyp["cls"]
         return (lbox + lobj + lcls) * bs, torch.cat((lbox, lobj, lcls)).detach()
+
+    def _neighbours(self):
+        """(reach in cells, offsets of the cell itself and its left, up, right, down neighbours) for the matching."""
+        g = 0.5
+        return g, torch.tensor([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], device=self.device, dtype=torch.float32) * g
 
     def build_targets(self, p, targets):
         """Assign each target to anchors (w/h ratio < anchor_t) and to its cell plus the 2 nearest neighbours.
@@ -133,8 +139,7 @@ class ComputeLoss:
         gain = torch.ones(7, device=self.device)
         ai = torch.arange(na, device=self.device, dtype=torch.float32).view(na, 1).repeat(1, nt)
         targets = torch.cat((targets.repeat(na, 1, 1), ai[..., None]), 2)  # (na, nt, 7): + anchor index
-        g = 0.5  # neighbour reach, in cells
-        off = torch.tensor([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], device=self.device, dtype=torch.float32) * g
+        g, off = self._neighbours()
         for i in range(self.nl):
             anchors, shape = self.anchors[i], p[i].shape
             h, w = int(shape[2]), int(shape[3])
@@ -191,8 +196,7 @@ class ComputeLoss:
         ai = torch.arange(na, device=self.device, dtype=torch.float32).view(na, 1).repeat(1, nt)
         tall = torch.cat((targets.repeat(na, 1, 1), ai[..., None]), 2)  # (na, NT, 7)
         real = valid.view(1, nt).repeat(na, 1) > 0
-        g = 0.5
-        off = torch.tensor([[0, 0], [1, 0], [0, 1], [-1, 0], [0, -1]], device=self.device, dtype=torch.float32) * g
+        g, off = self._neighbours()
         for i, pi in enumerate(p):
             bs, _, h, w = (int(v) for v in pi.shape[:4])
             gain = torch.tensor([1, 1, w, h, w, h, 1], device=self.device, dtype=torch.float32)
@@ -226,33 +230,19 @@ class ComputeLoss:
             slot = ((b * na + a) * h + gj) * w + gi
             slot = torch.where(sel, slot, torch.full_like(slot, cells))  # masked candidates: the spare slot
             tobj = torch.scatter(torch.zeros(cells + 1, dtype=pi.dtype, device=self.device), 0, slot, iou)
-            lobj = lobj + self._bce_obj_mean(pi[..., 4], tobj[:cells].view(bs, na, h, w)) * self.balance[i]
+            lobj = lobj + self.BCEobj(pi[..., 4], tobj[:cells].view(bs, na, h, w)) * self.balance[i]
             if nc > 1:
                 pcls = ps[:, 5:5 + nc]
                 hot = c[:, None] == torch.arange(nc, device=self.device)[None]
                 tc = torch.where(hot, torch.full_like(pcls, self.cp), torch.full_like(pcls, self.cn))
                 lcls = lcls + (self._bce_cls_none(pcls, tc) * mask[:, None]).sum() / (n * nc).clamp(min=1)
-        lbox = lbox * self.hyp["box"]
-        lobj = lobj * self.hyp["obj"]
-        lcls = lcls * self.hyp["cls"]
-        bs = p[0].shape[0]
-        return (lbox + lobj + lcls) * bs, torch.cat((lbox, lobj, lcls)).detach()
-
-    def _bce_obj_mean(self, pred, true):
-        return self.BCEobj(pred, true)
+        return self._total(lbox, lobj, lcls, p[0].shape[0])
 
     def _bce_cls_none(self, pred, true):
-        """Per-element class loss (BCE or its focal form) with the configured pos_weight."""
-        fn = self.BCEcls
-        inner = fn.loss_fcn if isinstance(fn, FocalLoss) else fn
-        saved_outer, saved_inner = getattr(fn, "reduction", None), inner.reduction
-        inner.reduction = "none"
-        if fn is not inner:
-            fn.reduction = "none"
+        """Per-element class loss (BCE or its focal form, whose inner BCE is per-element already)."""
+        saved, self.BCEcls.reduction = self.BCEcls.reduction, "none"
         try:
-            return fn(pred, true)
+            return self.BCEcls(pred, true)
         finally:
-            inner.reduction = saved_inner
-            if fn is not inner:
-                fn.reduction = saved_outer
+            self.BCEcls.reduction = saved
 
