@@ -17,7 +17,7 @@ from models.yolo import DetectionModel  # noqa: E402
 from utils import backend  # noqa: E402
 from utils.backend import IS_ONEFLOW, inference_mode, to_numpy, torch  # noqa: E402
 from utils.backend import graph as graph_mod  # noqa: E402
-from utils.backend.graph import compile_forward, train_step_note  # noqa: E402
+from utils.backend.graph import compile_forward, optimizer_step_note, train_step_note  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
 
 IMGSZ = 64
@@ -119,9 +119,10 @@ def test_nothing_compiled_under_oneflow_ddp(monkeypatch):
 
 
 def test_train_step_note_says_what_and_why():
-    assert "nn.Graph" in train_step_note() and "EMA stay eager" in train_step_note()
+    assert "nn.Graph" in train_step_note() and "backward" in train_step_note()
     note = train_step_note("the reason")
     assert note.startswith("--graph:") and note.endswith("training step stays eager: the reason")
+    assert "EMA" in optimizer_step_note() and optimizer_step_note("why").endswith("optimizer step stays eager: why")
 
 
 # ------------------------------------------------------------------------------------------ compiled training step
@@ -210,6 +211,79 @@ def test_compiled_train_step_refuses_what_it_cannot_do():
     assert "Linear" in TrainStepGraph.supported(model, loss)
 
 
+# ------------------------------------------------------------------------------------------ compiled optimizer step
+def _sgd_and_ema(model):
+    from utils.torch_utils import ModelEMA, smart_optimizer  # noqa: PLC0415
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        optimizer = smart_optimizer(model, "SGD", 0.01, 0.937, 5e-4)
+    finally:
+        LOGGER.setLevel(level)
+    return optimizer, ModelEMA(model, tau=3)  # tau 3: the EMA decay moves a lot within the test's steps
+
+
+@oneflow_only
+def test_compiled_optimizer_step_equals_eager(monkeypatch):
+    """Warmup-like steps (lr and momentum change every call, clipping active or not): the parameters, momentum
+    buffers, EMA (parameters and BatchNorm statistics) and the optimizer's state_dict equal the eager step's, and a
+    replaced optimizer state (resume) is followed."""
+    from utils.backend import clip_grad_norm_  # noqa: PLC0415
+    from utils.backend.graph import OptimizerStepGraph  # noqa: PLC0415
+    models = [_tiny_model().train() for _ in range(2)]
+    (opt_e, ema_e), (opt_g, ema_g) = (_sgd_and_ema(m) for m in models)
+    monkeypatch.delenv(graph_mod.GRAPH_OPTIMIZER_ENV, raising=False)
+    assert OptimizerStepGraph.supported(opt_g, device="cuda") == ""
+    step = OptimizerStepGraph(models[1], opt_g, ema_g)
+    x = torch.rand(2, 3, IMGSZ, IMGSZ)
+    for i in range(5):
+        for opt in (opt_e, opt_g):
+            for j, g in enumerate(opt.param_groups):
+                g["lr"] = [0.1 - 0.02 * i, 0.002 * i, 0.003 * i][j]
+                g["momentum"] = 0.8 + 0.03 * i
+        scale = 1e4 if i % 2 else 1.0  # odd steps: a norm far above 10, clipped
+        for m in models:
+            (sum(p.float().square().sum() for p in m(x * (1 + i))) * scale * 1e-4).backward()
+        clip_grad_norm_(models[0].parameters(), 10.0)
+        opt_e.step()
+        opt_e.zero_grad()
+        ema_e.update(models[0])
+        step()
+        opt_g.zero_grad()
+        for a, b in ((models[0], models[1]), (ema_e.ema, ema_g.ema)):
+            for (k, u), v in zip(a.state_dict().items(), b.state_dict().values()):
+                _close(v, u, atol=1e-6)
+        for p, q in zip(models[0].parameters(), models[1].parameters()):
+            _close(opt_g._state[q]["momentum_buf"], opt_e._state[p]["momentum_buf"], atol=1e-5)
+    assert ema_g.updates == ema_e.updates == 5
+    assert opt_g.state_dict()["state"].keys() == opt_e.state_dict()["state"].keys()
+    compiled = step.graph
+    opt_g.load_state_dict(opt_e.state_dict())  # resume: new momentum buffers -> compiled again, for them
+    step()
+    assert step.graph is not compiled
+
+
+def test_compiled_optimizer_step_refuses_what_it_cannot_do(monkeypatch):
+    from utils.backend.graph import GRAPH_OPTIMIZER_ENV, OptimizerStepGraph  # noqa: PLC0415
+    model = _tiny_model().train()
+    optimizer, _ = _sgd_and_ema(model)
+    if not IS_ONEFLOW:
+        assert "no nn.Graph" in OptimizerStepGraph.supported(optimizer)
+        return
+    monkeypatch.delenv(GRAPH_OPTIMIZER_ENV, raising=False)
+    assert "slower than eager" in OptimizerStepGraph.supported(optimizer, device="cpu")  # the default on a CPU
+    assert OptimizerStepGraph.supported(optimizer, device="cuda:0") == ""
+    monkeypatch.setenv(GRAPH_OPTIMIZER_ENV, "0")
+    assert OptimizerStepGraph.supported(optimizer, device="cuda:0") == f"{GRAPH_OPTIMIZER_ENV}=0"
+    monkeypatch.setenv(GRAPH_OPTIMIZER_ENV, "1")
+    assert OptimizerStepGraph.supported(optimizer, device="cpu") == ""
+    assert "DDP" in OptimizerStepGraph.supported(optimizer, ddp=True)
+    assert "AMP" in OptimizerStepGraph.supported(optimizer, amp=True)
+    assert "Adam" in OptimizerStepGraph.supported(torch.optim.Adam(model.parameters()))
+    optimizer.param_groups[1]["nesterov"] = False
+    assert "Nesterov" in OptimizerStepGraph.supported(optimizer)
+
+
 # ---------------------------------------------------------------------------------------------------- torch.compile
 @torch_only
 def test_torch_compile_failure_says_so_and_runs_eager(monkeypatch):
@@ -293,6 +367,15 @@ def test_train_graph_same_losses_and_metrics(assets, tmp_path, monkeypatch):
                         compile_once(self, x))
     steps, compile_step = [], graph_mod.TrainStepGraph._compile
     monkeypatch.setattr(graph_mod.TrainStepGraph, "_compile", lambda self: steps.append(1) or compile_step(self))
+    monkeypatch.setenv(graph_mod.GRAPH_OPTIMIZER_ENV, "1")  # compiled on a CPU too (not by default: slower there)
+    optimizer_graphs, optimizer_step = [], graph_mod.OptimizerStepGraph.__call__
+
+    def counted_step(self):
+        norm = optimizer_step(self)
+        optimizer_graphs.append(self.graph)
+        return norm
+
+    monkeypatch.setattr(graph_mod.OptimizerStepGraph, "__call__", counted_step)
     rows = []
     for name, graph in (("eager", False), ("graph", True)):
         opt = train.parse_opt(known=True)
@@ -304,6 +387,8 @@ def test_train_graph_same_losses_and_metrics(assets, tmp_path, monkeypatch):
         rows.append(pd.read_csv(tmp_path / name / "results.csv").to_numpy(dtype=float))
     assert len(compiled) == 1  # the validation forward of the EMA model, compiled once and reused every epoch
     assert len(steps) == 1  # the training step (full batches of 4 at 64 px), compiled once
+    assert len(optimizer_graphs) >= 4 and len(set(map(id, optimizer_graphs))) == 1  # warmup: a step per batch;
+    # the optimizer step compiled once for the whole run (the lr, momentum and EMA decay are inputs)
     diff = np.abs(rows[1] - rows[0])
     print("results.csv |graph - eager| per column:", diff.max(0))
     # epoch 0: the same numbers; epoch 1 starts from weights that differ in float rounding (the compiled backward

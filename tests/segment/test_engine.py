@@ -159,3 +159,30 @@ def test_tensorboard_event_file_holds_the_results_csv(trained):
     for tag in df.columns[1:]:
         assert scalars[tag][0] == (0, pytest.approx(df[tag][0], rel=1e-4, abs=1e-9)), tag
     assert {"results", "confusion_matrix", "val_batch0_pred"} <= set(images)
+
+
+def test_graph_compiles_the_optimizer_step_with_the_same_results(seg_data, tmp_path, monkeypatch):
+    """--graph on segment/train.py (OneFlow): the training step stays eager (no fixed-shape segmentation loss), the
+    optimizer step (clipping, SGD with the warmup, EMA) runs compiled, once compiled, and results.csv is eager's."""
+    from utils.backend import IS_ONEFLOW
+    if not IS_ONEFLOW:
+        pytest.skip("nn.Graph is OneFlow's (PyTorch's --graph refusal: tests/test_graph.py)")
+    from segment import train
+    from utils.backend import graph as graph_mod
+
+    graphs, step = [], graph_mod.OptimizerStepGraph.__call__
+
+    def counted(self):
+        norm = step(self)
+        graphs.append(id(self.graph))
+        return norm
+
+    monkeypatch.setattr(graph_mod.OptimizerStepGraph, "__call__", counted)
+    monkeypatch.setenv(graph_mod.GRAPH_OPTIMIZER_ENV, "1")  # compiled on a CPU too (not by default: slower there)
+    rows = []
+    for name, graph in (("eager", False), ("graph", True)):
+        train.run(data=str(seg_data), cfg="yolov5n-seg.yaml", weights="", imgsz=IMGSZ, epochs=1, batch_size=4,
+                  workers=0, project=str(tmp_path), name=name, noautoanchor=True, noplots=True, graph=graph, seed=0)
+        rows.append(pd.read_csv(tmp_path / name / "results.csv").to_numpy(dtype=float))
+    assert len(graphs) == 2 and len(set(graphs)) == 1  # warmup: one optimizer step per batch, one graph
+    np.testing.assert_allclose(rows[1], rows[0], rtol=1e-3, atol=2e-4)

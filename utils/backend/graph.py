@@ -12,19 +12,26 @@ and (b) biased convolutions are split in the graph too (``split_conv_bias_in_gra
 
 PyTorch: the same forward goes through ``torch.compile``; if compiling fails, one message and eager from then on.
 
-The training step (``TrainStepGraph``, OneFlow, detection): forward, loss and backward of each batch as one nn.Graph
-per (input shape, padded target count); the gradients land in ``.grad`` as after an eager backward, and the
-optimizer step, warmup, accumulation, clipping and the EMA stay eager. Single process only: under DDP OneFlow
-0.9.0's graphs hang the ranks (measured), and there every core already runs a rank. Why not the whole step:
-  - OneFlow 0.9.0 refuses boolean-mask indexing in a graph ("Advanced indexing by boolean(mask) tensor only valid
-    in eager mode") and the YOLOv5 target matching is built on it: the graph uses the loss's fixed-shape form
+The training step (OneFlow, single process), as two graphs:
+  - ``TrainStepGraph`` (detection): forward, loss and backward of each batch, one nn.Graph per (input shape, padded
+    target count); the gradients land in ``.grad`` as after an eager backward.
+  - ``OptimizerStepGraph`` (every task whose optimizer is SGD): gradient clipping, the SGD step with the learning
+    rates and momentum of the warmup/schedule as inputs, and the EMA update; the accumulation decides when it runs.
+Two graphs and not one, because of OneFlow 0.9.0:
+  - it refuses boolean-mask indexing in a graph ("Advanced indexing by boolean(mask) tensor only valid in eager
+    mode") and the YOLOv5 target matching is built on it: the graph uses the loss's fixed-shape form
     (``ComputeLoss.static``: every candidate kept with a mask, targets padded), equal up to summation order;
-  - a compiled optimizer cannot follow this trainer's step: the warmup changes SGD's momentum every iteration
-    (0.8 -> 0.937) while a graph bakes it into the job (``SGD._generate_conf_for_graph``: ``momentum_conf.beta``),
-    the nominal-batch accumulation steps every ``accumulate`` batches (1 -> nbs/batch during warmup) while a graph
-    steps on every call, and LambdaLR has no graph form;
-  - ``autograd.grad`` inside ``nn.Graph.build`` crashes OneFlow 0.9.0 (a segmentation fault), so the gradients come
-    out through "taps" (see TrainStepGraph).
+  - a graph changes its variables only through its own compiled optimizer, which bakes SGD's momentum into the job
+    (``SGD._generate_conf_for_graph``: ``momentum_conf.beta``; the warmup moves it 0.8 -> 0.937) and steps on every
+    call (training accumulates over ``accumulate`` batches): both graphs therefore use a plain SGD with lr 1 on
+    tensors whose "gradient" is made to be exactly the wanted change (the taps of TrainStepGraph, the update steps of
+    OptimizerStepGraph);
+  - ``autograd.grad`` inside ``nn.Graph.build`` crashes (a segmentation fault), so one graph cannot take the gradients
+    of the loss and then use them in the update.
+Under DDP nothing is compiled: OneFlow 0.9.0's graphs hang the ranks (measured), and there every core already runs a
+rank. On a CPU the compiled optimizer step is slower than the eager one (the figures are in OptimizerStepGraph), so
+it is compiled there only with YOLOV5_GRAPH_OPTIMIZER=1; on CUDA (not measured here) the graph replaces ~1000 small
+eager kernel launches.
 PyTorch: the training step stays eager (the target matching has data-dependent shapes), with one line saying so.
 """
 
@@ -44,12 +51,19 @@ def train_step_note(reason=""):
     """The one line --graph prints on the train scripts: what is compiled, or why the training step stays eager."""
     if not reason:
         return ("--graph: each training step's forward, loss and backward run as an nn.Graph (compiled once per input "
-                "shape); the optimizer step with its warmup, accumulation and the EMA stay eager "
-                "(utils/backend/graph.py); the validation forward is compiled too")
+                "shape); the validation forward is compiled too")
     if ddp_graphs_hang():
         return f"--graph: nothing is compiled: {reason}"
     what = "nn.Graph" if IS_ONEFLOW else "torch.compile"
     return f"--graph: the validation forward is compiled ({what}); the training step stays eager: {reason}"
+
+
+def optimizer_step_note(reason=""):
+    """The one line --graph prints about the optimizer step: compiled, or why it stays eager."""
+    if not reason:
+        return ("--graph: the optimizer step (gradient clipping, SGD with the warmup's learning rates and momentum, "
+                "the EMA update) runs as an nn.Graph; the accumulation decides when")
+    return f"--graph: the optimizer step stays eager: {reason}"
 
 
 def ddp_graphs_hang():
@@ -184,8 +198,8 @@ MIN_TARGET_SLOTS = 256  # targets are padded to a power of two at least this: on
 
 class TrainStepGraph:
     """OneFlow: the forward, loss and backward of a training batch as one ``nn.Graph``, gradients added to each
-    parameter's ``.grad`` exactly as an eager ``loss.backward()`` adds them; the optimizer step (warmup momentum,
-    nominal-batch accumulation, clipping) and the EMA then run eager, as without --graph.
+    parameter's ``.grad`` exactly as an eager ``loss.backward()`` adds them; the optimizer step follows at the
+    nominal-batch accumulation (OptimizerStepGraph under --graph).
 
     How the gradients get out: an nn.Graph applies them only through an optimizer compiled into it. Each trainable
     parameter ``w`` gets a zero "tap" ``d`` of its shape, the traced convolutions and BatchNorms use ``w + d``, and
@@ -370,3 +384,178 @@ def _bn_forward(self, x):
                                   _tapped(self, "bias"), axis=self.channel_axis, epsilon=self.eps,
                                   momentum=self.momentum, is_training=training)
 
+
+
+# ------------------------------------------------------------------------------------------ the optimizer step
+GRAPH_OPTIMIZER_ENV = "YOLOV5_GRAPH_OPTIMIZER"  # --graph optimizer step: 1 compiled, 0 eager, unset: not on a CPU
+
+class OptimizerStepGraph:
+    """OneFlow: the trainer's optimizer step as one ``nn.Graph``: gradient clipping (total norm ``max_norm``), SGD
+    with Nesterov momentum and weight decay per parameter group, and the EMA update (ModelEMA: every floating-point
+    entry of the EMA model moves towards the model's new value). The learning rates, momenta, weight decays and the
+    EMA decay are inputs of each call, so the warmup (lr and momentum change every iteration) and the per-epoch
+    schedule run compiled without recompiling; the nominal-batch accumulation decides, eagerly, when to call.
+
+    How the updates get in: OneFlow 0.9.0 keeps a graph's results in its variables only through the graph's own
+    optimizer (an in-place op on a parameter inside ``build`` is not written back, measured), and a compiled SGD bakes
+    its momentum into the job. So every tensor the step changes (parameter, momentum buffer, EMA entry) ``v`` is
+    trained by a plain SGD with lr 1 on ``sum(v * (v - v_new).detach())``, whose gradient is ``v - v_new``: after a call
+    ``v - (v - v_new) = v_new``, within one float rounding. The update rules are the eager ones (OneFlow's SGD: d = g +
+    wd * w, buf = momentum * buf + d, w -= lr * (d + momentum * buf); tests/test_graph.py compares them step by step).
+    The graph sees these tensors through its own nn.Parameter views sharing their storage: the model's Parameter
+    objects themselves, registered in a graph, were left unchanged by its optimizer (measured).
+
+    Speed (yolov5n, OneFlow 0.9.0 on the 2-core CPU): 103-127 ms a call against 21-30 ms for the eager clipping, SGD
+    step and EMA update. One op costs ~30 us in a CPU graph and a pass over the 1.9 M parameters ~3 ms, and making the
+    updates gradients costs passes the eager kernels do not make. The arithmetic already runs on one flat vector per
+    parameter group (a dozen ops per tensor took ~1 s a call) and multiplies vector * scalar (scalar * vector runs
+    ~10x slower in a CPU graph).
+
+    Args:
+        model: the trained model (not DDP-wrapped); ``ema``: its ModelEMA (or None: no EMA update).
+        optimizer: the trainer's SGD (``supported`` says why not otherwise); its momentum buffers are created here,
+            zero as in an eager first step, so checkpoints and resume see them.
+        max_norm: gradient clipping norm (the trainer's 10).
+    """
+
+    def __init__(self, model, optimizer, ema=None, max_norm=10.0):
+        self.model, self.optimizer, self.ema, self.max_norm = model, optimizer, ema, float(max_norm)
+        self.graph, self.state_ids = None, None
+
+    @staticmethod
+    def supported(optimizer, ddp=False, amp=False, device="cpu"):
+        """'' when the optimizer step should run compiled, else the reason (one line). On a CPU it is slower than
+        the eager step (measured, see above), so there it is compiled only with YOLOV5_GRAPH_OPTIMIZER=1; on other
+        devices unless YOLOV5_GRAPH_OPTIMIZER=0."""
+        if not IS_ONEFLOW:
+            return f"{NAME} has no nn.Graph"
+        choice = os.environ.get(GRAPH_OPTIMIZER_ENV, "").strip()
+        if choice == "0":
+            return f"{GRAPH_OPTIMIZER_ENV}=0"
+        if choice != "1" and str(getattr(device, "type", device)).startswith("cpu"):
+            return (f"on a CPU the compiled step is slower than eager (yolov5n: 103-127 ms against 21-30 ms, "
+                    f"utils/backend/graph.py); {GRAPH_OPTIMIZER_ENV}=1 compiles it anyway")
+        if ddp:
+            return f"under DDP the graphs of {NAME}-{VERSION} never finish compiling"
+        if amp:
+            return "AMP's gradient scaler steps eagerly"
+        if type(optimizer).__name__ != "SGD":
+            return f"only SGD is compiled (this run uses {type(optimizer).__name__})"
+        for g in optimizer.param_groups:
+            options = g.options
+            if not options["nesterov"] or options["dampening"] or options.get("maximize") or options.get("fused"):
+                return "only SGD with Nesterov momentum, no dampening, no maximize, not fused is compiled"
+        return ""
+
+    def __call__(self):
+        """One optimizer step from the gradients in ``.grad`` (not zeroed here); returns the total gradient norm."""
+        opt = self.optimizer
+        buffers = self._momentum_buffers()
+        ids = tuple(map(id, buffers)) + tuple(id(t) for t in self._ema_entries())
+        if ids != self.state_ids:  # built, or the state was replaced (load_state_dict): compile (again)
+            self.graph, self.state_ids = _OptimizerGraph(self.model, opt, buffers, self.ema, self.max_norm), ids
+        groups = opt.param_groups
+        hyp = torch.tensor([[float(g[k]) for g in groups] for k in ("lr", "momentum", "weight_decay")])
+        decay = 0.0
+        if self.ema is not None:
+            self.ema.updates += 1
+            decay = self.ema.decay(self.ema.updates)
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.graph.params]
+        norm = self.graph(hyp, torch.tensor(float(decay)), *grads)
+        opt._state["step"] = opt._state.get("step", 0) + 1  # as an eager step counts
+        return norm
+
+    def _momentum_buffers(self):
+        state = self.optimizer._state
+        out = []
+        for g in self.optimizer.param_groups:
+            for p in g.parameters:
+                if p.requires_grad:
+                    if "momentum_buf" not in state[p]:
+                        state[p]["momentum_buf"] = torch.zeros_like(p)
+                    out.append(state[p]["momentum_buf"])
+        return out
+
+    def _ema_entries(self):
+        return [] if self.ema is None else [v for v in self.ema.ema.state_dict().values() if v.is_floating_point()]
+
+
+class _Views(nn.Module if IS_ONEFLOW else object):
+    """Trainable nn.Parameter views (shared storage) of the tensors the optimizer graph updates, and the tensors its
+    EMA update only reads (BatchNorm statistics, frozen parameters) as buffers."""
+
+    def __init__(self, updated, read):
+        super().__init__()
+        self.n_updated, self.n_read = len(updated), len(read)
+        for i, t in enumerate(updated):
+            self.register_parameter(f"v{i}", nn.Parameter(t.detach()))
+        for i, t in enumerate(read):
+            self.register_buffer(f"r{i}", t.detach())
+
+    def flat(self, start, stop, prefix="v"):
+        """Tensors start..stop-1 (as the graph traces them) concatenated into one vector."""
+        parts = [getattr(self, f"{prefix}{i}").reshape(-1) for i in range(start, stop)]
+        return torch.cat(parts) if parts else None
+
+
+def _apply(v, step):
+    """The loss whose gradient with respect to v is ``step`` (so the graph's SGD with lr 1 makes v ``v - step``)."""
+    return torch.dot(v, step.detach())
+
+
+if IS_ONEFLOW:
+
+    class _OptimizerGraph(nn.Graph):
+        """The arithmetic runs on one flat vector per parameter group (and one for the EMA): a few dozen ops over
+        all parameters instead of a dozen per tensor, which a CPU graph runs ~30 us each (measured 1 s a call)."""
+
+        def __init__(self, model, optimizer, buffers, ema, max_norm):
+            super().__init__()
+            self.max_norm = max_norm
+            self.params, self.bounds = [], [0]  # trainable parameters in group order; group j: bounds[j]:bounds[j+1]
+            for g in optimizer.param_groups:
+                self.params += [p for p in g.parameters if p.requires_grad]
+                self.bounds.append(len(self.params))
+            n = len(self.params)
+            ema_params, read = [], []  # the EMA entries of the trainable parameters (their order), the others
+            self.has_ema = ema is not None
+            if self.has_ema:
+                own = {name: p for name, p in model.named_parameters()}
+                entry = {id(own[k]): e for k, e in ema.ema.state_dict().items() if k in own}
+                ema_params = [entry[id(p)] for p in self.params]
+                model_state, trained = model.state_dict(), {id(p) for p in self.params}
+                for k, e in ema.ema.state_dict().items():
+                    if e.is_floating_point() and not (k in own and id(own[k]) in trained):
+                        read.append((e, model_state[k]))  # a BatchNorm statistic, or a frozen parameter
+            self.n = n
+            self.views = _Views(self.params + buffers + ema_params + [e for e, _ in read], [m for _, m in read])
+            self.add_optimizer(torch.optim.SGD(self.views.parameters(), lr=1.0, momentum=0.0, weight_decay=0.0))
+
+        def build(self, hyp, decay, *grads):
+            views, n = self.views, self.n
+            flat_grads = torch.cat([g.reshape(-1) for g in grads])
+            norm = torch.linalg.vector_norm(flat_grads, 2)
+            coef = (self.max_norm / (norm + 1e-6)).clamp(max=1.0)  # clip_grad_norm_
+            terms, new, offset = [], [], 0
+            for j in range(len(self.bounds) - 1):
+                a, b = self.bounds[j], self.bounds[j + 1]
+                if a == b:
+                    continue
+                w, buf = views.flat(a, b), views.flat(n + a, n + b)
+                size = w.shape[0]
+                lr, momentum, wd = hyp[0, j], hyp[1, j], hyp[2, j]
+                # vector * scalar, never scalar * vector: OneFlow 0.9.0's CPU graph runs the latter ~10x slower
+                d = flat_grads[offset:offset + size] * coef + w * wd
+                offset += size
+                buf_step = buf * (1.0 - momentum) - d  # buf - (momentum * buf + d)
+                w_step = (d + (buf - buf_step) * momentum) * lr  # Nesterov, as OneFlow's (and PyTorch's) SGD
+                terms += [_apply(buf, buf_step), _apply(w, w_step)]
+                new.append((w - w_step).detach())
+            if self.has_ema:  # ModelEMA.update: e = d * e + (1 - d) * model, the parameters as updated
+                e = views.flat(2 * n, 3 * n)
+                terms.append(_apply(e, (e - torch.cat(new)) * (1.0 - decay)))  # e - (d * e + (1 - d) * new)
+                if views.n_read:
+                    e = views.flat(3 * n, views.n_updated)
+                    terms.append(_apply(e, (e - views.flat(0, views.n_read, "r")) * (1.0 - decay)))
+            torch.stack(terms).sum().backward()
+            return norm

@@ -52,7 +52,7 @@ from utils.errors import FlagError, report
 from utils.log import LOGGER, colorstr
 from utils.backend.distributed import average_gradients
 from utils.backend.fused import fused_paths
-from utils.backend.graph import ddp_graphs_hang, train_step_note
+from utils.backend.graph import OptimizerStepGraph, ddp_graphs_hang, optimizer_step_note, train_step_note
 from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
 
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
@@ -93,6 +93,7 @@ class BaseTrainer:
     csv_width = 20  # results.csv column width
     scale_loss_by_world = True  # DDP: loss x WORLD_SIZE (a loss summed over the batch, as detection's)
     validate_on_last_batch = False  # validate inside the epoch's last step (its progress bar shows the results)
+    max_grad_norm = 10.0  # gradient clipping at every optimizer step, as ultralytics
     scheduler_lag = 0  # epochs the schedule runs behind (ultralytics' detection and segmentation: 1, see there)
 
     def __init__(self, cfg, callbacks=None, device=None, dist=None):
@@ -108,6 +109,7 @@ class BaseTrainer:
         self.plots = not cfg.evolve and not cfg.noplots and self.dist.main
         self.hyp = dict(getattr(cfg, "hyp", None) or {})  # the task may scale its copy (detection does)
         self.ckpt, self.ema, self.validator = None, None, None
+        self.train_graph, self.step_graph = None, None  # --graph (setup)
         self.amp = False
         self.best_fitness, self.start_epoch = 0.0, 0
         self.signals, self.stop_signal, self.saved_epoch = SignalStop(), None, None
@@ -149,6 +151,7 @@ class BaseTrainer:
             self.validator.graph = cfg.graph and not (self.dist.ddp and ddp_graphs_hang())
         self.model = self.dist.wrap(self.model, sync_bn=cfg.sync_bn, log=LOGGER.info)  # after the EMA deepcopy
         self.train_graph = self.build_train_graph() if cfg.graph else None
+        self.step_graph = self.build_step_graph() if cfg.graph else None
 
     def save_settings(self):
         """hyp.yaml and opt.yaml in the run folder (rank 0; not for evolve generations), as ultralytics."""
@@ -314,6 +317,16 @@ class BaseTrainer:
         """--graph: a compiled training step for train_step, or None (eager) after one line saying why."""
         LOGGER.info(train_step_note(f"no compiled training step for the {getattr(self, 'task', 'this')} task"))
 
+    def build_step_graph(self):
+        """--graph: the optimizer step (clipping, SGD, EMA) compiled (utils/backend/graph.OptimizerStepGraph), or
+        None (eager) after one line saying why; nothing more is said under OneFlow DDP, where nothing compiles."""
+        if self.dist.ddp and ddp_graphs_hang():
+            return None
+        reason = OptimizerStepGraph.supported(self.optimizer, ddp=self.dist.ddp, amp=self.amp, device=self.device)
+        LOGGER.info(optimizer_step_note(reason))
+        return None if reason else OptimizerStepGraph(de_parallel(self.model), self.optimizer, self.ema,
+                                                      max_norm=self.max_grad_norm)
+
     def forward_loss(self, batch):
         """(loss to backpropagate, detached loss items) of one batch.
 
@@ -329,8 +342,12 @@ class BaseTrainer:
     def optimizer_step(self):
         with self.dist.waiting("gradient all-reduce"):
             average_gradients(self.model)  # OneFlow DDP on the CPU averages here, not in backward (utils/backend)
+        if self.step_graph is not None:  # --graph: clipping, step and EMA update compiled
+            self.step_graph()
+            self.optimizer.zero_grad()
+            return
         self.scaler.unscale_(self.optimizer)
-        clip_grad_norm_(self.model.parameters(), max_norm=10.0)
+        clip_grad_norm_(self.model.parameters(), max_norm=self.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
