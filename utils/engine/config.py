@@ -59,7 +59,8 @@ class TrainConfig(_FromOpt):
         noplots: no plot files. noval: validate the final epoch only. resume: continue the run of the weights.
         evolve: hyperparameter-evolution generations, None for a normal run. sync_bn: SyncBatchNorm under DDP.
         multi_tensor_optimizer: fused optimizer step and EMA update (OneFlow CUDA; elsewhere a notice).
-        graph: compile the training step (OneFlow nn.Graph; torch.compile on PyTorch).
+        graph: compile the validation forward (OneFlow nn.Graph; torch.compile on PyTorch) and, on OneFlow, the
+            training step and the SGD optimizer step (utils/backend/graph.py says where and why not).
         opt: the flags as plain data (opt.yaml, checkpoints).
     """
 
