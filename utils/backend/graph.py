@@ -454,14 +454,14 @@ class OptimizerStepGraph:
         ids = tuple(map(id, buffers)) + tuple(id(t) for t in self._ema_entries())
         if ids != self.state_ids:  # built, or the state was replaced (load_state_dict): compile (again)
             self.graph, self.state_ids = _OptimizerGraph(self.model, opt, buffers, self.ema, self.max_norm), ids
-        groups = opt.param_groups
-        hyp = torch.tensor([[float(g[k]) for g in groups] for k in ("lr", "momentum", "weight_decay")])
+        groups, device = opt.param_groups, self.graph.params[0].device
+        hyp = torch.tensor([[float(g[k]) for g in groups] for k in ("lr", "momentum", "weight_decay")], device=device)
         decay = 0.0
         if self.ema is not None:
             self.ema.updates += 1
             decay = self.ema.decay(self.ema.updates)
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.graph.params]
-        norm = self.graph(hyp, torch.tensor(float(decay)), *grads)
+        norm = self.graph(hyp, torch.tensor(float(decay), device=device), *grads)
         opt._state["step"] = opt._state.get("step", 0) + 1  # as an eager step counts
         return norm
 
