@@ -25,7 +25,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 PYTHON = ROOT / ".venv/bin/python"
+# a launcher's variables: the processes here are independent (ddp_speed.py's list; `benchmarks` is also the name of
+# the top-level benchmarks.py, so the folder's scripts cannot import each other)
+LAUNCH_ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                   "TORCHELASTIC_RUN_ID", "PYTHONPATH")
 
 
 def parse_opt():
@@ -47,7 +54,6 @@ def worker(settings):
         os.sched_setaffinity(0, cores)
         if len(cores) == 1:
             os.environ.setdefault("ONEFLOW_VM_ENABLE_SCHEDULE_YIELD", "1")
-    sys.path.insert(0, str(ROOT))
     import numpy as np  # noqa: PLC0415
 
     from models.yolo import Model  # noqa: PLC0415
@@ -86,7 +92,7 @@ def run(opt, mode, nproc):
     """Median step time (ms) of each of `nproc` processes started together."""
     cpus = sorted(os.sched_getaffinity(0))
     share = max(len(cpus) // nproc, 1)
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR")}
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV_KEYS}  # independent processes, no DDP
     env.update(YOLOV5_BACKEND="oneflow", YOLOV5_CPU_AFFINITY="0")
     procs = []
     for i in range(nproc):

@@ -399,7 +399,7 @@ class OptimizerStepGraph:
     How the updates get in: OneFlow 0.9.0 keeps a graph's results in its variables only through the graph's own
     optimizer (an in-place op on a parameter inside ``build`` is not written back, measured), and a compiled SGD bakes
     its momentum into the job. So every tensor the step changes (parameter, momentum buffer, EMA entry) ``v`` is
-    trained by a plain SGD with lr 1 on ``sum(v * (v - v_new).detach())``, whose gradient is ``v - v_new``: after a call
+    trained by a plain SGD with lr 1 on ``dot(v, (v - v_new).detach())``, whose gradient is ``v - v_new``: after a call
     ``v - (v - v_new) = v_new``, within one float rounding. The update rules are the eager ones (OneFlow's SGD: d = g +
     wd * w, buf = momentum * buf + d, w -= lr * (d + momentum * buf); tests/test_graph.py compares them step by step).
     The graph sees these tensors through its own nn.Parameter views sharing their storage: the model's Parameter
@@ -429,12 +429,6 @@ class OptimizerStepGraph:
         devices unless YOLOV5_GRAPH_OPTIMIZER=0."""
         if not IS_ONEFLOW:
             return f"{NAME} has no nn.Graph"
-        choice = os.environ.get(GRAPH_OPTIMIZER_ENV, "").strip()
-        if choice == "0":
-            return f"{GRAPH_OPTIMIZER_ENV}=0"
-        if choice != "1" and str(getattr(device, "type", device)).startswith("cpu"):
-            return (f"on a CPU the compiled step is slower than eager (yolov5n: 103-127 ms against 21-30 ms, "
-                    f"utils/backend/graph.py); {GRAPH_OPTIMIZER_ENV}=1 compiles it anyway")
         if ddp:
             return f"under DDP the graphs of {NAME}-{VERSION} never finish compiling"
         if amp:
@@ -445,14 +439,20 @@ class OptimizerStepGraph:
             options = g.options
             if not options["nesterov"] or options["dampening"] or options.get("maximize") or options.get("fused"):
                 return "only SGD with Nesterov momentum, no dampening, no maximize, not fused is compiled"
+        choice = os.environ.get(GRAPH_OPTIMIZER_ENV, "").strip()
+        if choice == "0":
+            return f"{GRAPH_OPTIMIZER_ENV}=0"
+        if choice != "1" and str(getattr(device, "type", device)).startswith("cpu"):
+            return (f"on a CPU the compiled step is slower than eager (yolov5n: 103-127 ms against 21-30 ms, "
+                    f"utils/backend/graph.py); {GRAPH_OPTIMIZER_ENV}=1 compiles it anyway")
         return ""
 
     def __call__(self):
         """One optimizer step from the gradients in ``.grad`` (not zeroed here); returns the total gradient norm."""
         opt = self.optimizer
         buffers = self._momentum_buffers()
-        ids = tuple(map(id, buffers)) + tuple(id(t) for t in self._ema_entries())
-        if ids != self.state_ids:  # built, or the state was replaced (load_state_dict): compile (again)
+        ids = tuple(map(id, buffers))  # (the EMA's tensors are read once, at compile: the trainer never replaces them)
+        if ids != self.state_ids:  # built, or the optimizer state was replaced (load_state_dict): compile (again)
             self.graph, self.state_ids = _OptimizerGraph(self.model, opt, buffers, self.ema, self.max_norm), ids
         groups, device = opt.param_groups, self.graph.params[0].device
         hyp = torch.tensor([[float(g[k]) for g in groups] for k in ("lr", "momentum", "weight_decay")], device=device)
@@ -475,9 +475,6 @@ class OptimizerStepGraph:
                         state[p]["momentum_buf"] = torch.zeros_like(p)
                     out.append(state[p]["momentum_buf"])
         return out
-
-    def _ema_entries(self):
-        return [] if self.ema is None else [v for v in self.ema.ema.state_dict().values() if v.is_floating_point()]
 
 
 class _Views(nn.Module if IS_ONEFLOW else object):
