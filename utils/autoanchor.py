@@ -12,10 +12,9 @@ from tqdm import tqdm
 
 from models.yolo import check_anchor_order  # noqa: F401 (ultralytics' utils.autoanchor.check_anchor_order)
 from utils.backend import from_numpy, to_numpy, torch
-from utils.log import LOGGER, colorstr
+from utils.log import LOGGER, TQDM_BAR_FORMAT, colorstr
 
 PREFIX = colorstr("AutoAnchor: ")
-TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 
 
 def _ratio_metric(k, wh):

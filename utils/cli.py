@@ -18,10 +18,37 @@ import argparse
 import inspect
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from utils.errors import FlagError
 from utils.files import ROOT
 from utils.log import LOGGER, colorstr
+
+
+class TaskScripts(NamedTuple):
+    """The scripts of one task, as ``SCRIPTS`` keys: training, validation and prediction."""
+
+    train: str
+    val: str
+    predict: str
+
+    def file(self, role):
+        """The script file of ``role`` ('train', 'val', 'predict'), e.g. 'segment/val.py'."""
+        return f"{getattr(self, role)}.py"
+
+    def run_folder(self, role):
+        """Where ``role``'s runs go by default: its script's --project default (runs/train-seg, runs/val, ...)."""
+        return Path(_script_flags(getattr(self, role))["project"][1]["default"])
+
+
+# The command line's task table: task -> its three scripts (whose --project defaults are its run folders). The other
+# task tables are models/yolo.py's TASKS (model class, head) and utils/engine/tasks.py's (trainer, validator,
+# predictor); a new task is one row in each, plus its scripts' entries in SCRIPTS.
+TASKS = {
+    "detect": TaskScripts("train", "val", "detect"),
+    "segment": TaskScripts("segment/train", "segment/val", "segment/predict"),
+    "classify": TaskScripts("classify/train", "classify/val", "classify/predict"),
+}
 
 
 def _flag(*names, **kwargs):
@@ -287,7 +314,7 @@ SCRIPTS = {
     "utils/data/synthetic": {"out": {"help": "output folder (default: datasets/synthetic[-seg|-cls])"},
                              "n_train": {}, "n_val": {}, "imgsz": {"default": 256, "help": "long image side, pixels"},
                              "seed": {"help": "random seed (same seed, same bytes)"},
-                             "task": {"default": "detect", "choices": ["detect", "segment", "classify"],
+                             "task": {"default": "detect", "choices": list(TASKS),
                                       "help": "label format"}, "fmt": {}},
     "utils/flask_rest_api/restapi": {"port": {}, "host": {}, "model": {"nargs": "+", "default": ["yolov5s"],
                                                                        "help": "model(s) to run, i.e. --model yolov5n "

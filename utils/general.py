@@ -25,12 +25,12 @@ from utils.cli import check_img_size, print_args  # noqa: F401
 from utils.coco import coco80_to_coco91_class  # noqa: F401
 from utils.data.dataset_yaml import DATASETS_DIR, check_dataset, download, yaml_load, yaml_save  # noqa: F401
 from utils.data.dataset_yaml import extract_archive as unzip_file  # noqa: F401
-from utils.data.datasets import NUM_THREADS, TQDM_BAR_FORMAT  # noqa: F401
-from utils.engine.detection import labels_to_class_weights, labels_to_image_weights  # noqa: F401
+from utils.data.datasets import NUM_THREADS  # noqa: F401
 from utils.engine.launch import get_latest_run  # noqa: F401
 from utils.export import file_size  # noqa: F401
 from utils.files import ROOT, check_yaml, increment_path  # noqa: F401
-from utils.log import LOGGER, LOGGING_NAME, VERBOSE, colorstr, emojis, set_logging  # noqa: F401
+from utils.log import LOGGER, LOGGING_NAME, TQDM_BAR_FORMAT, VERBOSE, colorstr, emojis, set_logging  # noqa: F401
+from utils.metrics import labels_to_class_weights, labels_to_image_weights  # noqa: F401
 from utils.nms import non_max_suppression  # noqa: F401
 from utils.runtime import Profile  # noqa: F401
 from utils.torch_utils import LOCAL_RANK, RANK, WORLD_SIZE, check_amp, intersect_dicts, one_cycle  # noqa: F401

@@ -7,6 +7,7 @@ import sys
 
 LOGGING_NAME = "yolov5"
 VERBOSE = str(os.getenv("YOLOv5_VERBOSE", True)).lower() == "true"
+TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"  # every progress bar: a 10-character bar between the counts
 
 
 def _rank():

@@ -27,6 +27,24 @@ def fitness(x, weights=(0.0, 0.0, 0.1, 0.9)):
     return (np.asarray(x)[:, :len(w)] * w).sum(1)
 
 
+# ------------------------------------------------------------------------------------------- class statistics
+def labels_to_class_weights(labels, nc=80):
+    """Inverse class frequency of a list of (n, 5) label arrays, normalised to sum 1 (empty classes count as 1)."""
+    if not len(labels) or not sum(len(lb) for lb in labels):
+        return np.ones(nc, np.float32) / nc
+    classes = np.concatenate(labels, 0)[:, 0].astype(int)
+    weights = np.bincount(classes, minlength=nc).astype(np.float64)
+    weights[weights == 0] = 1
+    weights = 1 / weights
+    return (weights / weights.sum()).astype(np.float32)
+
+
+def labels_to_image_weights(labels, nc=80, class_weights=np.ones(80)):
+    """Per-image sampling weight: sum of the class weights of its labels."""
+    counts = np.array([np.bincount(lb[:, 0].astype(int), minlength=nc) for lb in labels])
+    return (class_weights.reshape(1, nc) * counts).sum(1)
+
+
 def smooth(y, f=0.05):
     """Box filter over a fraction f of the points (odd width), padded with the end values."""
     nf = round(len(y) * f * 2) // 2 + 1

@@ -20,7 +20,8 @@ from utils.data.dataset_yaml import check_dataset
 from utils.data.formats import img2label_paths, load_label_cache, verify_image_label
 from utils.data.synthetic import TASKS, make_dataset
 from utils.log import LOGGER
-from utils.segment.dataset import LoadImagesAndLabelsAndMasks, create_dataloader
+from utils.segment.dataloaders import create_dataloader
+from utils.segment.dataset import LoadImagesAndLabelsAndMasks
 from utils.segment.masks import polygons2masks, split_overlap_mask
 
 NO_AUG = {"hsv_h": 0, "hsv_s": 0, "hsv_v": 0, "degrees": 0, "translate": 0, "scale": 0, "shear": 0,

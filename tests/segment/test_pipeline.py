@@ -14,7 +14,7 @@ from utils.data.synthetic import make_dataset
 from utils.metrics import iou_thresholds, process_batch
 from utils.nms import non_max_suppression
 from utils.plots import output_to_target
-from utils.segment.dataset import create_dataloader
+from utils.segment.dataloaders import create_dataloader
 from utils.segment.loss import ComputeLoss
 from utils.segment.masks import process_mask, process_mask_upsample, scale_image
 from utils.segment.metrics import compute_metrics, image_gt_masks, prediction_rows_with_masks, process_batch_masks

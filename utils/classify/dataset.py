@@ -29,7 +29,7 @@ from utils.data.build import build_loader
 from utils.data.dataset_yaml import DATASETS_DIR, DatasetError, extract_archive
 from utils.downloads import DownloadError
 from utils.files import ROOT
-from utils.log import LOGGER, colorstr
+from utils.log import LOGGER, TQDM_BAR_FORMAT, colorstr
 
 # torchvision ImageFolder's extensions, so a folder gives the same samples here as in ultralytics
 CLS_IMG_FORMATS = "jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp"
@@ -38,7 +38,6 @@ DOWNLOADABLE = ("mnist", "mnist160", "fashion-mnist", "cifar10", "cifar100", "im
                 "imagenette320", "imagewoof", "imagewoof160", "imagewoof320", "imagenet10", "imagenet100",
                 "imagenet1000")  # <name>.zip assets of ultralytics/yolov5 release v1.0
 NUM_THREADS = min(8, max(1, (os.cpu_count() or 1) - 1))
-TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 LAYOUT = "train/<class>/*.jpg and val/<class>/*.jpg (or test/<class>/*.jpg)"
 
 

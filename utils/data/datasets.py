@@ -24,9 +24,8 @@ from utils.data.augment import Albumentations, augment_hsv, copy_paste, letterbo
 from utils.data.formats import (CACHE_VERSION, HELP_URL, cache_path_for, get_hash, img2label_paths, is_image,
                                 load_label_cache, save_label_cache, verify_image_label)
 from utils.errors import InputError
-from utils.log import LOGGER
+from utils.log import LOGGER, TQDM_BAR_FORMAT
 
-TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 NUM_THREADS = min(8, max(1, (os.cpu_count() or 1) - 1))
 LOCAL_RANK = int(os.getenv("LOCAL_RANK", -1))
 

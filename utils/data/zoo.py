@@ -29,9 +29,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils.errors import DatasetError
-from utils.log import LOGGER
+from utils.log import LOGGER, TQDM_BAR_FORMAT
 
-TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 
 
 # ------------------------------------------------------------------------------------------------------ shared steps

@@ -36,28 +36,12 @@ from utils.engine.validator import ValidationError, Validator, load_weights
 from utils.errors import FlagError, InputError
 from utils.log import LOGGER, colorstr
 from utils.loss import ComputeLoss
-from utils.metrics import ConfusionMatrix, ap_per_class, fitness, iou_thresholds, process_batch
+from utils.metrics import (ConfusionMatrix, ap_per_class, fitness, iou_thresholds, labels_to_class_weights,
+                           labels_to_image_weights, process_batch)
 from utils.nms import non_max_suppression
 from utils.plots import output_to_target, plot_ap_curves, plot_confusion_matrix, plot_images
 from utils.torch_utils import de_parallel, one_cycle
 from utils.train_plots import plot_labels, plot_results
-
-
-def labels_to_class_weights(labels, nc=80):
-    """Inverse class frequency of a list of (n, 5) label arrays, normalised to sum 1 (empty classes count as 1)."""
-    if not len(labels) or not sum(len(lb) for lb in labels):
-        return np.ones(nc, np.float32) / nc
-    classes = np.concatenate(labels, 0)[:, 0].astype(int)
-    weights = np.bincount(classes, minlength=nc).astype(np.float64)
-    weights[weights == 0] = 1
-    weights = 1 / weights
-    return (weights / weights.sum()).astype(np.float32)
-
-
-def labels_to_image_weights(labels, nc=80, class_weights=np.ones(80)):
-    """Per-image sampling weight: sum of the class weights of its labels."""
-    counts = np.array([np.bincount(lb[:, 0].astype(int), minlength=nc) for lb in labels])
-    return (class_weights.reshape(1, nc) * counts).sum(1)
 
 
 def is_coco_split(path):

@@ -18,12 +18,11 @@ from utils.backend import to_numpy, torch
 from utils.boxes import scale_boxes, scale_segments, xywh2xyxy
 from utils.engine.detection import (DetectionPredictor, DetectionTrainer, DetectionValidator, describe,
                                     save_one_txt)
-from utils.errors import FlagError
 from utils.log import LOGGER
 from utils.metrics import process_batch
 from utils.nms import non_max_suppression
 from utils.plots import output_to_target, plot_ap_curves, plot_confusion_matrix
-from utils.segment.dataset import LoadImagesAndLabelsAndMasks
+from utils.segment.dataset import mask_loader_args
 from utils.segment.loss import ComputeLoss
 from utils.segment.masks import masks2segments, process_mask, process_mask_native, process_mask_upsample, scale_image
 from utils.segment.metrics import (METRIC_KEYS, RESULTS_CSV_WIDTH, VAL_HEADER, VAL_ROW, coco_evaluate_masks,
@@ -32,12 +31,6 @@ from utils.segment.metrics import (METRIC_KEYS, RESULTS_CSV_WIDTH, VAL_HEADER, V
 from utils.segment.plots import draw_masks, plot_images_and_masks, plot_results_with_masks
 
 NM = 32  # mask coefficients per detection (prototype channels)
-
-
-def mask_dataset_args(mask_ratio, overlap):
-    """create_dataloader() arguments for the mask dataset."""
-    return {"dataset_cls": LoadImagesAndLabelsAndMasks,
-            "dataset_kwargs": {"downsample_ratio": mask_ratio, "overlap": overlap}}
 
 
 # ----------------------------------------------------------------------------------------------------- validation
@@ -57,7 +50,7 @@ class SegmentationValidator(DetectionValidator):
         return VAL_HEADER
 
     def dataloader_args(self):
-        return mask_dataset_args(self.mask_ratio, self.overlap)
+        return mask_loader_args(self.mask_ratio, self.overlap)
 
     def preprocess(self, raw):
         batch = super().preprocess(raw)
@@ -202,10 +195,7 @@ class SegmentationTrainer(DetectionTrainer):
     fitness_rows = staticmethod(fitness)
 
     def dataloader_args(self):
-        if self.cfg.quad:
-            raise FlagError("--quad is not supported for segmentation training (ultralytics' segment loader fails "
-                            "on it too)")
-        return mask_dataset_args(self.cfg.mask_ratio, self.cfg.overlap)
+        return mask_loader_args(self.cfg.mask_ratio, self.cfg.overlap, quad=self.cfg.quad)
 
     def build_loss(self):
         return ComputeLoss(self.model, self.hyp, overlap=self.cfg.overlap, bbox_iou_optim=self.fused_iou)

@@ -49,13 +49,12 @@ from utils.dist import Dist
 from utils.engine.config import plain
 from utils.engine.interrupt import SignalStop, interrupted, script_name
 from utils.errors import FlagError, report
-from utils.log import LOGGER, colorstr
+from utils.log import LOGGER, TQDM_BAR_FORMAT, colorstr
 from utils.backend.distributed import average_gradients
 from utils.backend.fused import fused_paths
 from utils.backend.graph import OptimizerStepGraph, ddp_graphs_hang, optimizer_step_note, train_step_note
 from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
 
-TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 
 
 def write_results_csv(file, keys, epoch, values, width=20):

@@ -30,11 +30,10 @@ from utils.backend.graph import compile_forward
 from utils.callbacks import Callbacks
 from utils.errors import FlagError, UserError
 from utils.files import increment_path
-from utils.log import LOGGER
+from utils.log import LOGGER, TQDM_BAR_FORMAT
 from utils.plots import plot_val_study
 from utils.runtime import DetectMultiBackend, UnsupportedFormatError
 
-TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 TASKS = ("train", "val", "test", "speed", "study")
 
 

@@ -17,7 +17,6 @@ import numpy as np
 from utils.backend import from_numpy, torch
 from utils.boxes import xyxy2xywhn
 from utils.data.augment import copy_paste, mixup, random_perspective
-from utils.data.build import create_dataloader as _create_dataloader
 from utils.data.datasets import LoadImagesAndLabels
 from utils.errors import FlagError
 from utils.log import LOGGER
@@ -129,26 +128,23 @@ class LoadImagesAndLabelsAndMasks(LoadImagesAndLabels):
 
     @staticmethod
     def collate_fn4(batch):
-        """--quad is not available for segmentation (ultralytics' segment loader fails on it too)."""
-        raise NotImplementedError("--quad is not supported for segmentation training")
+        """--quad is not available for segmentation (see mask_loader_args)."""
+        raise NotImplementedError(QUAD_REFUSED)
 
 
-def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=None, augment=False, cache=False,
-                      pad=0.0, rect=False, rank=-1, workers=8, image_weights=False, quad=False, prefix="",
-                      shuffle=False, mask_downsample_ratio=1, overlap_mask=False, seed=0, world_size=None):
-    """utils.data.build.create_dataloader for LoadImagesAndLabelsAndMasks (ultralytics' segment signature).
+QUAD_REFUSED = "--quad is not supported for segmentation (ultralytics v7.0's segment loader fails on it too)"
+
+
+def mask_loader_args(mask_ratio=4, overlap=True, quad=False):
+    """The create_dataloader() arguments that make a loader of the mask dataset (utils.data.build).
 
     Args:
-        mask_downsample_ratio: --mask-ratio. overlap_mask: not --no-overlap. Others: see utils.data.build.
-    Returns:
-        (loader, dataset); batches are (images (b, 3, h, w) uint8, targets (n, 6), paths, shapes, masks).
+        mask_ratio: masks at 1/mask_ratio of the image (--mask-ratio). overlap: one index image per picture (not
+            --no-overlap). quad: --quad, which is refused here, before any dataset is read.
     Raises:
-        ValueError: ``quad`` (not supported for segmentation).
+        FlagError: ``quad``.
     """
     if quad:
-        raise FlagError("--quad is not supported for segmentation (ultralytics v7.0's segment loader fails on it)")
-    return _create_dataloader(path, imgsz, batch_size, stride, single_cls=single_cls, hyp=hyp, augment=augment,
-                              cache=cache, pad=pad, rect=rect, rank=rank, workers=workers, image_weights=image_weights,
-                              prefix=prefix, shuffle=shuffle, seed=seed, world_size=world_size,
-                              dataset_cls=LoadImagesAndLabelsAndMasks,
-                              dataset_kwargs=dict(downsample_ratio=mask_downsample_ratio, overlap=overlap_mask))
+        raise FlagError(QUAD_REFUSED)
+    return {"dataset_cls": LoadImagesAndLabelsAndMasks,
+            "dataset_kwargs": {"downsample_ratio": mask_ratio, "overlap": overlap}}
