@@ -23,36 +23,10 @@ Python:
     import detect; save_dir = detect.run(weights="yolov5s.pt", source="data/images", save_txt=True)
 """
 
-import sys
-from pathlib import Path
+from utils.engine.predictor import SourceError  # noqa: F401 (detect.SourceError, as before)
+from utils.engine.scripts import execute, script
 
-FILE = Path(__file__).resolve()
-ROOT = FILE.parent
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-
-from utils import cli, errors  # noqa: E402
-from utils.engine.config import PredictConfig  # noqa: E402
-from utils.engine.detection import DetectionPredictor  # noqa: E402
-from utils.engine.predictor import SourceError  # noqa: E402, F401 (detect.SourceError, as before)
-
-
-def run(**kwargs):
-    """Detect objects with detect.py's flags as keywords and save the results; returns the run folder (Path)."""
-    return main(cli.options("detect", kwargs))
-
-
-def parse_opt(known=False):
-    opt = cli.parse("detect", known=known)
-    opt.imgsz *= 2 if len(opt.imgsz) == 1 else 1  # expand
-    cli.print_args(vars(opt))
-    return opt
-
-
-def main(opt):
-    return DetectionPredictor(PredictConfig.from_opt(opt, retina_masks=False))()
-
+parse_opt, main, run = script("detect", "predict")
 
 if __name__ == "__main__":
-    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
-        main(parse_opt())
+    execute("predict", main, parse_opt)

@@ -55,7 +55,7 @@ def _create(name, pretrained=True, channels=3, classes=80, autoshape=True, verbo
     Returns:
         AutoShape(DetectMultiBackend) for pretrained 3-channel, 80-class requests; otherwise the model itself.
     """
-    from models.yolo import DetectionModel  # noqa: PLC0415 (the backend is chosen when hub loads this file)
+    from models.yolo import TASKS, DetectionModel  # noqa: PLC0415 (the backend is chosen when hub loads this file)
     from utils.autoshape import AutoShape  # noqa: PLC0415
     from utils.backend import select_device  # noqa: PLC0415
     from utils.log import LOGGER  # noqa: PLC0415
@@ -70,15 +70,11 @@ def _create(name, pretrained=True, channels=3, classes=80, autoshape=True, verbo
         device = select_device("" if device is None else str(device), log=LOGGER.info if verbose else None)
         if pretrained and channels == 3 and classes == 80:
             model = DetectMultiBackend(path, device=device, fuse=autoshape)
-            if autoshape:
-                if model.task == "classify":
-                    LOGGER.warning("WARNING ⚠️ YOLOv5 ClassificationModel is not yet AutoShape compatible. "
-                                   "You must pass tensors in BCHW to this model, i.e. shape(1,3,224,224).")
-                elif model.task == "segment":
-                    LOGGER.warning("WARNING ⚠️ YOLOv5 SegmentationModel is not yet AutoShape compatible. "
-                                   "You will not be able to run inference with this model.")
-                else:
-                    model = AutoShape(model, verbose=verbose)
+            if autoshape and model.task in AutoShape.tasks:
+                model = AutoShape(model, verbose=verbose)
+            elif autoshape:
+                LOGGER.warning(f"WARNING ⚠️ YOLOv5 {TASKS[model.task].model.__name__} is not yet AutoShape compatible. "
+                               "You must pass tensors in BCHW to this model, e.g. shape(1,3,640,640).")
         else:
             cfgs = sorted((_ROOT / "models").rglob(f"{path.stem}.yaml"))
             if not cfgs:

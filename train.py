@@ -15,38 +15,9 @@ Python:
     import train; train.run(data="coco128.yaml", imgsz=320, weights="yolov5n.pt")
 """
 
-import sys
-from pathlib import Path
+from utils.engine.scripts import execute, script
 
-FILE = Path(__file__).resolve()
-ROOT = FILE.parent
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-
-from utils import cli, dist  # noqa: E402  (no framework import here: dist.preflight() must run before it)
-
-
-def parse_opt(known=False):
-    return cli.parse("train", known=known)
-
-
-def main(opt, callbacks=None):
-    """Train (or --evolve) with the flags in ``opt``, which is left unchanged; returns the final results."""
-    from utils.engine.config import DetectTrainConfig  # noqa: PLC0415 (imports the framework: after preflight)
-    from utils.engine.detection import DetectionTrainer  # noqa: PLC0415
-    from utils.engine.launch import train_main  # noqa: PLC0415
-
-    cli.print_args(vars(opt))
-    return train_main(opt, callbacks, DetectionTrainer, DetectTrainConfig)
-
-
-def run(**kwargs):
-    """python train.py with keyword arguments, e.g. run(data='coco128.yaml', imgsz=320, weights='yolov5n.pt')."""
-    opt = cli.options("train", kwargs)
-    main(opt)
-    return opt
-
+parse_opt, main, run = script("detect", "train")
 
 if __name__ == "__main__":
-    dist.preflight()  # under a launcher: tie this process to it, check MASTER_PORT (before `import oneflow`)
-    dist.call_main(main, parse_opt())
+    execute("train", main, parse_opt)

@@ -16,49 +16,9 @@ writes: .onnx (onnxruntime, or OpenCV DNN with --dnn) and .torchscript (PyTorch 
 image at a time (--batch-size 1), as in ultralytics.
 """
 
-import sys
-from pathlib import Path
+from utils.engine.scripts import execute, script
 
-FILE = Path(__file__).resolve()
-ROOT = FILE.parent
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-
-from utils import cli, errors  # noqa: E402
-from utils.engine.config import ValConfig  # noqa: E402
-from utils.engine.detection import DetectionValidator  # noqa: E402
-from utils.engine.validator import STUDY_SIZES, val_main  # noqa: E402
-from utils.files import find_file  # noqa: E402
-from utils.log import LOGGER  # noqa: E402
-
-
-def run(data=None, model=None, dataloader=None, save_dir=None, plots=True, callbacks=None, compute_loss=None,
-        **kwargs):
-    """Validate once; returns ((P, R, mAP50, mAP50-95, box, obj, cls losses), per-class mAP50-95 (nc,),
-    (pre-process, inference, NMS) ms per image). ``kwargs`` are val.py's flags; ``model``/``dataloader``/
-    ``compute_loss`` are what a trainer passes (the model it trains, its loader and loss)."""
-    defaults = {"half": True}  # ultralytics' val.run() defaults to FP16 (used on CUDA only); the CLI flag to FP32
-    opt = cli.options("val", {**defaults, **kwargs, **({"data": data} if data is not None else {})})
-    validator = DetectionValidator(ValConfig.from_opt(opt), dataloader=dataloader, save_dir=save_dir, plots=plots,
-                                   callbacks=callbacks, compute_loss=compute_loss)
-    return validator(model)
-
-
-def parse_opt(known=False):
-    opt = cli.parse("val", known=known)
-    opt.data = find_file(opt.data, ("data",))
-    opt.save_json |= str(opt.data).endswith("coco.yaml")
-    opt.save_txt |= opt.save_hybrid
-    cli.print_args(vars(opt))
-    return opt
-
-
-def main(opt):
-    """Run --task val/train/test once, or the speed / study sweeps over every --weights."""
-    return val_main(opt, run, STUDY_SIZES, LOGGER.info,
-                    "--save-hybrid will return high mAP from hybrid labels, not from predictions alone")
-
+parse_opt, main, run = script("detect", "val")
 
 if __name__ == "__main__":
-    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
-        main(parse_opt())
+    execute("val", main, parse_opt)

@@ -47,7 +47,7 @@ def main(opt):
     from utils.data.synthetic import make_dataset
     from utils.loss import ComputeLoss
     from utils.nms import non_max_suppression
-    from utils.torch_utils import ModelEMA, smart_optimizer
+    from utils.training import ModelEMA, smart_optimizer
 
     def wait(x):  # reading one value of a result waits for every op it depends on
         for t in x if isinstance(x, (list, tuple)) else [x]:

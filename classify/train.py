@@ -11,41 +11,18 @@ Usage - multi-process DDP (--batch-size is the total):
     torchrun --nproc_per_node 2 classify/train.py --backend torch --batch 64 ...
 Python:
     from classify import train; train.run(model="yolov5n.yaml", data="../datasets/synthetic-cls", imgsz=128)
+Outputs (as ultralytics): runs/train-cls/exp{n}/ with weights/best.pt and last.pt, results.csv and results.png,
+train_images.jpg (a training batch) and test_images.jpg (true vs predicted classes on validation images).
 """
 
 import sys
 from pathlib import Path
 
-FILE = Path(__file__).resolve()
-ROOT = FILE.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, for `python classify/train.py`
 
-from utils import cli, dist  # noqa: E402  (no framework import here: dist.preflight() must run before it)
+from utils.engine.scripts import execute, script  # noqa: E402
 
-
-def parse_opt(known=False):
-    return cli.parse("classify/train", known=known)
-
-
-def main(opt, callbacks=None):
-    """Train with the flags in ``opt`` (left unchanged); returns (val loss, top-1, top-5) of the last epoch."""
-    from utils.engine.classification import ClassificationTrainer  # noqa: PLC0415 (after preflight: framework)
-    from utils.engine.config import ClassifyTrainConfig  # noqa: PLC0415
-    from utils.engine.launch import train_main  # noqa: PLC0415
-
-    cli.print_args(vars(opt))
-    return train_main(opt, callbacks, ClassificationTrainer, ClassifyTrainConfig,
-                      default_project=ROOT / "runs/train-cls")
-
-
-def run(**kwargs):
-    """classify/train.py with keyword arguments, e.g. run(model='yolov5n.yaml', data='mnist160', imgsz=64)."""
-    opt = cli.options("classify/train", kwargs)
-    main(opt)
-    return opt
-
+parse_opt, main, run = script("classify", "train")
 
 if __name__ == "__main__":
-    dist.preflight()
-    dist.call_main(main, parse_opt())
+    execute("train", main, parse_opt)

@@ -12,34 +12,11 @@ Prints top-1 / top-5 accuracy overall and per class (--verbose, on by default) a
 import sys
 from pathlib import Path
 
-FILE = Path(__file__).resolve()
-ROOT = FILE.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, for `python classify/val.py`
 
-from utils import cli, errors  # noqa: E402
-from utils.engine.classification import ClassificationValidator  # noqa: E402
-from utils.engine.config import ClassifyValConfig  # noqa: E402
+from utils.engine.scripts import execute, script  # noqa: E402
 
-
-def run(model=None, dataloader=None, criterion=None, pbar=None, **kwargs):
-    """Validate once with classify/val.py's flags as keywords; returns ((top1, top5, loss), None, speeds).
-
-    ``model`` / ``dataloader`` / ``criterion`` / ``pbar`` are what a trainer passes (as ultralytics' run())."""
-    cfg = ClassifyValConfig.from_opt(cli.options("classify/val", kwargs))
-    return ClassificationValidator(cfg, dataloader=dataloader, compute_loss=criterion, pbar=pbar)(model)
-
-
-def parse_opt(known=False):
-    opt = cli.parse("classify/val", known=known)
-    cli.print_args(vars(opt))
-    return opt
-
-
-def main(opt):
-    return run(**{k: v for k, v in vars(opt).items() if k != "backend"})
-
+parse_opt, main, run = script("classify", "val")
 
 if __name__ == "__main__":
-    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
-        main(parse_opt())
+    execute("val", main, parse_opt)

@@ -333,6 +333,7 @@ class Proto(nn.Module):
 class Classify(nn.Module):
     """Classification head: Conv to 1280 channels, global average pool, dropout, Linear to c2 classes."""
 
+    outputs = {"output0": {}}  # exported output (ultralytics' name); its batch axis follows the input's
     def __init__(self, c1, c2, k=1, s=1, p=None, g=1, dropout_p=0.0):
         super().__init__()
         c_ = 1280  # as EfficientNet-B0

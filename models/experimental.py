@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from models.common import MixConv2d, Sum  # noqa: F401 (ultralytics import path)
-from models.yolo import (ClassificationModel, Detect, DetectionModel, SegmentationModel, load_model_yaml, model_task,
-                         reshape_classifier_output)
+from models.yolo import TASKS, Detect, load_model_yaml, model_task, reshape_classifier_output
 from utils import checkpoint
 from utils.backend import from_numpy, nn, to_numpy, torch, vision
 from utils.downloads import attempt_download
@@ -111,18 +110,17 @@ def _cls_yaml_from_state(state):
 
 
 def build_from_record(yaml_dict, task, state, source):
-    """Build our model for ``task`` from its YAML and load ``state`` into it."""
+    """Build our model for ``task`` (a key of models.yolo.TASKS) from its YAML and load ``state`` into it."""
     yaml_dict = dict(yaml_dict)
+    if task not in TASKS:
+        raise checkpoint.CheckpointError(f"{source}: holds a model of task {task!r}; known tasks: {', '.join(TASKS)}")
     with _quiet():
         if "vision" in yaml_dict:  # a torchvision / flowvision classifier (see model_to_dict)
             model = reshape_classifier_output(vision.create_model(yaml_dict["vision"], pretrained=False),
                                               int(yaml_dict["nc"]))
             model.vision_name, model.names = yaml_dict["vision"], {i: f"class{i}" for i in range(int(yaml_dict["nc"]))}
-        elif task == "classify":
-            base = {k: v for k, v in yaml_dict.items() if k not in ("cutoff", "cls_nc")}
-            model = ClassificationModel(model=DetectionModel(base), nc=yaml_dict["cls_nc"], cutoff=yaml_dict["cutoff"])
         else:
-            model = (SegmentationModel if task == "segment" else DetectionModel)(yaml_dict)
+            model = TASKS[task].model.from_record(yaml_dict)
     return load_state_dict(model, state, source)
 
 
@@ -137,14 +135,14 @@ class _quiet:
         LOGGER.setLevel(self.level)
 
 
-TASKS = {"DetectionModel": "detect", "Model": "detect", "SegmentationModel": "segment",
-         "ClassificationModel": "classify"}
+# the task of a pickled model, by class name: the table's model classes, and ultralytics' pre-v6.2 name of detection's
+TASK_OF_CLASS = {**{row.model.__name__: task for task, row in TASKS.items()}, "Model": "detect"}
 
 
 def _payload(rec, path):
     """What a model entry of a checkpoint holds, as plain data: task, yaml, state (numpy), names, yaml_file."""
     if isinstance(rec, checkpoint.ModuleRecord):  # official: a pickled module, as data
-        task = TASKS.get(rec.name)
+        task = TASK_OF_CLASS.get(rec.name)
         if task is None:
             raise checkpoint.CheckpointError(f"{path}: holds a {rec.cls}, not a YOLOv5 model")
         # before v6.0 Detect.anchor_grid was a registered buffer; it is a derived cache, rebuilt on the first call

@@ -15,6 +15,7 @@ import re
 import sys
 from copy import deepcopy
 from pathlib import Path
+from typing import NamedTuple
 
 FILE = Path(__file__).resolve()
 if str(FILE.parents[1]) not in sys.path:
@@ -25,14 +26,12 @@ import yaml  # noqa: E402
 from models.common import (C3, C3SPP, C3TR, SPP, SPPF, Bottleneck, BottleneckCSP, C3Ghost, C3x, Classify,  # noqa: E402
                            Concat, Contract, Conv, CrossConv, DWConv, DWConvTranspose2d, Expand, Focus, GhostBottleneck,
                            GhostConv, MixConv2d, Proto)
-from utils.backend import conv_with_bias, meshgrid_ij, nn, nn_module_path, torch  # noqa: E402
-from utils import cli  # noqa: E402
-from utils import errors  # noqa: E402
+from utils import cli, errors  # noqa: E402
+from utils.backend import conv_with_bias, meshgrid_ij, nn, nn_module_path, select_device, time_sync, torch  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 from utils.files import check_yaml  # noqa: E402
 from utils.log import LOGGER  # noqa: E402
-from utils.torch_utils import (count_flops, fuse_conv_and_bn, initialize_weights, model_info, scale_img,  # noqa: E402
-                               select_device, time_sync)
+from utils.model_tools import count_flops, fuse_conv_and_bn, initialize_weights, model_info, scale_img  # noqa: E402
 
 
 def _plain(e, limit=200):
@@ -53,6 +52,7 @@ class Detect(nn.Module):
     """
 
     stride = None  # (nl,) tensor, set by DetectionModel
+    outputs = {"output0": {0: "batch", 1: "anchors"}}  # exported outputs (ultralytics' names) and their dynamic axes
     dynamic = False  # rebuild grids on every call (ONNX export with dynamic shapes)
     export = False  # return only the decoded tensor
 
@@ -109,6 +109,7 @@ class Detect(nn.Module):
 class Segment(Detect):
     """Instance-segmentation head: Detect with nm mask coefficients per anchor plus a Proto branch on level 0."""
 
+    outputs = {**Detect.outputs, "output1": {0: "batch", 2: "mask_height", 3: "mask_width"}}  # + the protos
     def __init__(self, nc=80, anchors=(), nm=32, npr=256, ch=(), inplace=True):
         super().__init__(nc, anchors, ch, inplace)
         self.nm = nm
@@ -350,6 +351,11 @@ class DetectionModel(BaseModel):
         self.info()
         LOGGER.info("")
 
+    @classmethod
+    def from_record(cls, yaml_dict):
+        """The network a checkpoint's 'yaml' entry describes (weights still to be loaded)."""
+        return cls(yaml_dict)
+
     def _init_head(self, m, ch, s=256):
         """Strides from a dry run at s x s, anchor order and grid units, prior-based biases (as ultralytics)."""
         m.inplace = self.inplace
@@ -429,6 +435,12 @@ class ClassificationModel(BaseModel):
                 raise ModelConfigError("ClassificationModel needs a detection model or a detection cfg to cut")
             model = DetectionModel(cfg)
         self._from_detection_model(model, nc, cutoff)
+
+    @classmethod
+    def from_record(cls, yaml_dict):
+        """The classifier of a checkpoint's 'yaml' entry: the detection YAML cut at 'cutoff', 'cls_nc' classes."""
+        base = {k: v for k, v in yaml_dict.items() if k not in ("cutoff", "cls_nc")}
+        return cls(model=DetectionModel(base), nc=yaml_dict["cls_nc"], cutoff=yaml_dict["cutoff"])
 
     def _from_detection_model(self, model, nc=1000, cutoff=10):
         model = getattr(model, "model", model) if not isinstance(model, DetectionModel) else model
@@ -520,20 +532,39 @@ def load_model_yaml(path):
     return d
 
 
+class ModelTask(NamedTuple):
+    """A row of TASKS (the other sides' task tables: utils/cli.py, utils/engine/tasks.py): model class, head."""
+    model: type
+    head: type
+
+
+TASKS = {
+    "detect": ModelTask(DetectionModel, Detect),
+    "segment": ModelTask(SegmentationModel, Segment),
+    "classify": ModelTask(ClassificationModel, Classify),
+}
+
+
 def model_task(model):
-    """'detect', 'segment' or 'classify' for a model, a DDP-wrapped model or an Ensemble (its first member)."""
+    """The task (a key of TASKS) of a model, a DDP-wrapped model or an Ensemble (its first member): its most derived
+    class in TASKS decides; a torchvision / flowvision classifier (``vision_name``) is 'classify'. ValueError for
+    any other module."""
     model = getattr(model, "module", model)
     if isinstance(model, nn.ModuleList) and len(model):
         model = model[0]
-    if isinstance(model, ClassificationModel) or hasattr(model, "vision_name"):  # YOLOv5 or torchvision classifier
+    if hasattr(model, "vision_name"):
         return "classify"
-    return "segment" if isinstance(model, SegmentationModel) else "detect"
+    task = next((t for cls in type(model).__mro__ for t, row in TASKS.items() if row.model is cls), None)
+    if task is None:
+        raise ValueError(f"{type(model).__name__} is not a YOLOv5 model (one of {', '.join(TASKS)})")
+    return task
 
 
 def model_class_for(yaml_dict):
-    """DetectionModel or SegmentationModel, from the head named in the YAML."""
+    """The model class of a YOLOv5 YAML, from the head its last layer names (DetectionModel when none matches)."""
     head = (yaml_dict.get("head") or [[None, None, None]])[-1]
-    return SegmentationModel if len(head) > 2 and head[2] == "Segment" else DetectionModel
+    name = head[2] if len(head) > 2 else None
+    return next((row.model for row in TASKS.values() if row.head.__name__ == name), DetectionModel)
 
 
 def parse_opt(argv=None):

@@ -14,32 +14,11 @@ Python:
 import sys
 from pathlib import Path
 
-FILE = Path(__file__).resolve()
-ROOT = FILE.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, for `python segment/predict.py`
 
-from utils import cli, errors  # noqa: E402
-from utils.engine.config import PredictConfig  # noqa: E402
-from utils.engine.segmentation import SegmentationPredictor  # noqa: E402
+from utils.engine.scripts import execute, script  # noqa: E402
 
-
-def run(**kwargs):
-    """Segment with segment/predict.py's flags as keywords and save the results; returns the run folder (Path)."""
-    return main(cli.options("segment/predict", kwargs))
-
-
-def parse_opt(known=False):
-    opt = cli.parse("segment/predict", known=known)
-    opt.imgsz *= 2 if len(opt.imgsz) == 1 else 1  # expand
-    cli.print_args(vars(opt))
-    return opt
-
-
-def main(opt):
-    return SegmentationPredictor(PredictConfig.from_opt(opt))()
-
+parse_opt, main, run = script("segment", "predict")
 
 if __name__ == "__main__":
-    with errors.guard():  # a user error: one 'ERROR:' line and exit 1 (YOLOV5_TRACEBACK=1 adds the traceback)
-        main(parse_opt())
+    execute("predict", main, parse_opt)

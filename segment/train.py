@@ -17,36 +17,11 @@ Python:
 import sys
 from pathlib import Path
 
-FILE = Path(__file__).resolve()
-ROOT = FILE.parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root, for `python segment/train.py`
 
-from utils import cli, dist  # noqa: E402  (no framework import here: dist.preflight() must run before it)
+from utils.engine.scripts import execute, script  # noqa: E402
 
-
-def parse_opt(known=False):
-    return cli.parse("segment/train", known=known)
-
-
-def main(opt, callbacks=None):
-    """Train (or --evolve) with the flags in ``opt``, which is left unchanged; returns the final results."""
-    from utils.engine.config import SegmentTrainConfig  # noqa: PLC0415 (imports the framework: after preflight)
-    from utils.engine.launch import train_main  # noqa: PLC0415
-    from utils.engine.segmentation import SegmentationTrainer  # noqa: PLC0415
-
-    cli.print_args(vars(opt))
-    return train_main(opt, callbacks, SegmentationTrainer, SegmentTrainConfig, default_project=ROOT / "runs/train-seg",
-                      evolve_project=ROOT / "runs/evolve-seg")
-
-
-def run(**kwargs):
-    """segment/train.py with keyword arguments, e.g. run(data='coco128-seg.yaml', weights='yolov5n-seg.pt')."""
-    opt = cli.options("segment/train", kwargs)
-    main(opt)
-    return opt
-
+parse_opt, main, run = script("segment", "train")
 
 if __name__ == "__main__":
-    dist.preflight()  # under a launcher: tie this process to it, check MASTER_PORT (before `import oneflow`)
-    dist.call_main(main, parse_opt())
+    execute("train", main, parse_opt)

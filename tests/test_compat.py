@@ -28,21 +28,24 @@ ULTRALYTICS_NAMES = {
         "non_max_suppression", "one_cycle", "print_args", "resample_segments", "scale_boxes", "scale_segments",
         "segment2box", "segments2boxes", "set_logging", "strip_optimizer", "unzip_file", "url2file",
         "user_config_dir", "xyn2xy", "xywh2xyxy", "xywhn2xyxy", "xyxy2xywh", "xyxy2xywhn", "yaml_load", "yaml_save",
-        "imwrite", "LOCAL_RANK", "RANK", "WORLD_SIZE"),
+        "imwrite", "LOCAL_RANK", "RANK", "WORLD_SIZE", "TryExcept", "AUTOINSTALL", "VERBOSE", "LOGGING_NAME"),
     "utils.plots": ("Annotator", "Colors", "colors", "save_one_box", "feature_visualization", "output_to_target",
                     "plot_images", "plot_labels", "plot_results", "plot_evolve", "plot_val_study", "imshow_cls"),
     "utils.torch_utils": (
         "EarlyStopping", "ModelEMA", "copy_attr", "de_parallel", "fuse_conv_and_bn", "initialize_weights",
         "model_info", "profile", "reshape_classifier_output", "scale_img", "select_device", "smartCrossEntropyLoss",
         "smart_DDP", "smart_inference_mode", "smart_optimizer", "time_sync", "torch_distributed_zero_first",
-        "device_count", "is_parallel", "intersect_dicts", "sparsity", "prune", "find_modules", "check_amp"),
+        "device_count", "is_parallel", "intersect_dicts", "sparsity", "prune", "find_modules", "check_amp",
+        "LOCAL_RANK", "RANK", "WORLD_SIZE", "LOGGER", "check_version", "colorstr", "file_date", "git_describe",
+        "init_seeds", "one_cycle", "count_flops", "model_gflops", "notebook_init", "torch", "nn", "F"),
     "utils.augmentations": ("Albumentations", "augment_hsv", "classify_albumentations", "classify_transforms",
                             "copy_paste", "denormalize", "normalize", "letterbox", "mixup", "random_perspective",
                             "IMAGENET_MEAN", "IMAGENET_STD", "box_candidates"),
     "utils.dataloaders": ("IMG_FORMATS", "VID_FORMATS", "LoadImages", "LoadImagesAndLabels", "LoadStreams",
                           "create_classification_dataloader", "ClassificationDataset", "create_dataloader",
                           "exif_transpose", "img2label_paths", "InfiniteDataLoader", "verify_image_label",
-                          "letterbox"),
+                          "letterbox", "LOCAL_RANK", "RANK", "PIN_MEMORY", "HELP_URL", "NUM_THREADS", "seed_worker",
+                          "exif_size", "get_hash", "autosplit"),
     "utils.segment.general": ("mask_iou", "masks2segments", "process_mask", "process_mask_upsample",
                               "process_mask_native", "scale_image", "crop_mask"),
     "utils.segment.dataloaders": ("create_dataloader", "LoadImagesAndLabelsAndMasks", "polygon2mask",
@@ -95,15 +98,94 @@ def test_utils_package_names_as_ultralytics(capsys):
         utils.not_a_name  # noqa: B018
 
 
+SHIMS = ("utils/general.py", "utils/torch_utils.py", "utils/segment/general.py", "utils/segment/dataloaders.py",
+         "utils/segment/augmentations.py", "utils/augmentations.py", "utils/dataloaders.py")
+
+
 def test_compat_modules_only_re_export():
-    """utils/general.py and the utils/segment compat modules define nothing: their names come from elsewhere."""
+    """The ultralytics-path shims define nothing (not even a ``__getattr__``): their names come from elsewhere."""
     import ast
 
-    for f in ("utils/general.py", "utils/segment/general.py", "utils/segment/dataloaders.py",
-              "utils/segment/augmentations.py", "utils/augmentations.py", "utils/dataloaders.py"):
+    for f in SHIMS:
         tree = ast.parse((ROOT / f).read_text())
         defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
         assert defined == [], f"{f} defines {defined}"
+
+
+def _imported_modules(tree):
+    """(line, module) of every import statement in ``tree``, ``from a import b`` giving both a and a.b."""
+    import ast
+
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            yield from ((n.lineno, a.name) for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            yield from ((n.lineno, m) for m in [n.module] + [f"{n.module}.{a.name}" for a in n.names])
+
+
+def test_the_library_imports_no_shim_and_no_compat():
+    """utils/compat.py and the shims are the top layer: only tests and outside scripts import them (utils/__init__'s
+    lazy ``__getattr__`` for ultralytics' ``utils.notebook_init`` aside)."""
+    import ast
+
+    top = {"utils/compat.py", *SHIMS}
+    top_modules = {f[:-len(".py")].replace("/", ".") for f in top}
+    users = []
+    for p in sorted(ROOT.rglob("*.py")):
+        rel = p.relative_to(ROOT).as_posix()
+        if rel.split("/")[0] in ("tests", ".venv", ".venv-torch") or rel in top or rel == "utils/__init__.py":
+            continue
+        users += [f"{rel}:{line} {m}" for line, m in _imported_modules(ast.parse(p.read_text())) if m in top_modules]
+    assert users == []
+
+
+def test_utils_names_and_compat_load_no_framework():
+    """``import utils; utils.TryExcept`` (and importing utils.compat) stays cheap: no OneFlow / PyTorch is loaded."""
+    code = ("import sys, utils, utils.compat; utils.TryExcept, utils.threaded, utils.join_threads, utils.emojis; "
+            "print(sorted(m for m in ('oneflow', 'torch') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr[-2000:]
+
+
+def test_compat_torch_helpers_on_a_small_model():
+    """ultralytics' torch_utils helpers that now live in utils/compat.py, on this backend."""
+    from utils.backend import nn, torch
+    from utils.torch_utils import (check_amp, device_count, find_modules, intersect_dicts, is_parallel, prune,
+                                   sparsity, torch_distributed_zero_first)
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1))
+    model.module_list = list(model)  # find_modules reads ultralytics' old Darknet attribute
+    assert find_modules(model) == [0, 2] and find_modules(model, nn.BatchNorm2d) == [1]
+    assert not is_parallel(model) and not check_amp(model) and device_count() >= 0
+    sd = model.state_dict()
+    assert set(intersect_dicts(sd, sd, exclude=("1.",))) == {k for k in sd if not k.startswith("1.")}
+    with torch.no_grad():  # distinct magnitudes, no zeros: pruning 50% of each conv zeroes exactly that many
+        for p in model.parameters():
+            p.copy_(torch.arange(1, p.numel() + 1, dtype=p.dtype).reshape(p.shape))
+    convs = sum(m.weight.numel() for m in model if isinstance(m, nn.Conv2d))
+    total = sum(p.numel() for p in model.parameters())
+    assert sparsity(model) == 0.0
+    prune(model, 0.5)
+    assert sparsity(model) == sum(int(0.5 * m.weight.numel()) for m in model if isinstance(m, nn.Conv2d)) / total
+    assert 0 < sparsity(model) < convs / total
+    with torch_distributed_zero_first(-1):  # no process group: the block just runs
+        pass
+
+
+def test_is_url_and_attempt_download_of_a_url(tmp_path, monkeypatch):
+    """ultralytics' utils.downloads.is_url; a URL given as weights names its file in the working folder."""
+    from utils.downloads import attempt_download, is_url
+
+    assert is_url("https://github.com/a/b.pt") and not is_url("yolov5s.pt") and not is_url("C:/w/yolov5s.pt")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "yolov5s.pt").write_bytes(b"x")
+    url = "https://github.com/ultralytics/yolov5/releases/download/v7.0/yolov5s.pt"
+    assert attempt_download(url) == "yolov5s.pt"
+    with pytest.raises(FileNotFoundError, match="weights not found: https://example.com/w.pt .*pass its path"):
+        attempt_download("https://example.com/w.pt")
+    with pytest.raises(FileNotFoundError, match="^weights not found: nope.pt$"):
+        attempt_download("./nope.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["yolov5s.pt"]  # no 'https:' folder made
 
 
 CUSTOM_SCRIPT = r'''

@@ -109,7 +109,7 @@ def _first_step_grads(trainer, loader, init_state=None):
     """Gradients of the trainer's loss on the loader's first batch; BatchNorm uses its running statistics, the one
     thing per-process batches (DDP without SyncBatchNorm) cannot reproduce."""
     from utils.backend import distributed, from_numpy, nn, to_numpy
-    from utils.torch_utils import de_parallel
+    from utils.model_tools import de_parallel
 
     bare = de_parallel(trainer.model)
     if init_state is not None:
@@ -119,9 +119,10 @@ def _first_step_grads(trainer, loader, init_state=None):
     for m in bare.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eval()
-    imgs, targets, paths, _ = next(iter(loader))
+    batch = next(iter(loader))
+    paths = batch.paths
     trainer.optimizer.zero_grad()
-    loss, _ = trainer.forward_loss({"img": imgs.to(trainer.device).float() / 255, "targets": targets})
+    loss, _ = trainer.forward_loss(batch._replace(img=batch.img.to(trainer.device).float() / 255))
     loss.backward()
     distributed.average_gradients(trainer.model)  # what the trainer does before its optimizer step (OneFlow, CPU)
     grads = {k: to_numpy(p.grad).copy() for k, p in bare.named_parameters() if p.grad is not None}
@@ -133,7 +134,7 @@ def _grad_worker(data, out):
     from utils import dist
     d = dist.preflight()  # before the framework import, as train.py does
     from utils.backend import to_numpy
-    from utils.torch_utils import de_parallel
+    from utils.model_tools import de_parallel
 
     out = Path(out)
     trainer, loader = _grad_trainer(data, out, d, batch_size=16)
@@ -357,19 +358,19 @@ def test_no_cuda_synchronize_under_oneflow_ddp(monkeypatch):
 def test_ddp_code_path_in_one_process(ddp_data, tmp_path, monkeypatch, backend_name):
     """The DDP branch of the trainer (shards, broadcasts, wrapping, rank-0 work) in a one-process group: one epoch,
     a normal run folder, no deepcopy of the wrapped model, and --sync-bn on the CPU explained."""
-    from utils import cli, torch_utils
+    from utils import cli, training
     from utils.backend import distributed, select_device
     from utils.dist import Dist
     from utils.engine.config import DetectTrainConfig
     from utils.engine.detection import DetectionTrainer
 
-    real_deepcopy = torch_utils.deepcopy
+    real_deepcopy = training.deepcopy
 
     def guarded_deepcopy(x, *a):
         assert not distributed.is_ddp_wrapped(x), "deepcopy of a DDP-wrapped model (hangs on OneFlow)"
         return real_deepcopy(x, *a)
 
-    monkeypatch.setattr(torch_utils, "deepcopy", guarded_deepcopy)
+    monkeypatch.setattr(training, "deepcopy", guarded_deepcopy)
     if backend_name == "torch":  # a one-process gloo group needs a rendezvous address
         for k, v in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1").items():
             monkeypatch.setenv(k, v)

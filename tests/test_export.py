@@ -204,7 +204,7 @@ def test_static_onnx_matches_native(assets):
     inputs, outputs, meta = onnx_io(f)
     assert inputs == {"images": [1, 3, IMGSZ, IMGSZ]}
     assert outputs == {"output0": [1, 3 * (8 * 8 + 4 * 4 + 2 * 2), 11]}  # 252 anchors x (xywh, obj, 6 classes)
-    assert meta == {"stride": "32", "names": str(NAMES)}
+    assert meta == {"stride": "32", "names": str(NAMES), "task": "detect"}  # the task is recorded, not guessed
 
     from utils.export import probe_images
 

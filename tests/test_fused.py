@@ -31,7 +31,7 @@ def test_refused_on_cpu_with_one_notice(notices):
 
 
 def test_plain_optimizer_and_ema_when_not_fused():
-    from utils.torch_utils import ModelEMA, smart_optimizer
+    from utils.training import ModelEMA, smart_optimizer
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     opt = smart_optimizer(model, "SGD", 0.01, 0.9, 5e-4, multi_tensor_optimizer=False)
     assert all(not dict(g.items()).get("fused", False) for g in opt.param_groups)
@@ -82,7 +82,7 @@ def test_fused_ciou_equals_plain_ciou():
 
 @pytest.mark.skipif(not CUDA_FUSED, reason=NO_CUDA)
 def test_fused_sgd_and_ema_equal_plain():
-    from utils.torch_utils import ModelEMA, smart_optimizer
+    from utils.training import ModelEMA, smart_optimizer
 
     def steps(multi):
         torch.manual_seed(0)

@@ -213,7 +213,7 @@ def test_compiled_train_step_refuses_what_it_cannot_do():
 
 # ------------------------------------------------------------------------------------------ compiled optimizer step
 def _sgd_and_ema(model):
-    from utils.torch_utils import ModelEMA, smart_optimizer  # noqa: PLC0415
+    from utils.training import ModelEMA, smart_optimizer  # noqa: PLC0415
     level = LOGGER.level
     LOGGER.setLevel(logging.WARNING)
     try:

@@ -1,65 +1,81 @@
 """The house rules, checked on the source: layers, no import cycles, sizes, one definition per name.
 
-Layers, bottom to top (a module may import its own layer and the ones below, never above):
-  0 base       utils/log, files, callbacks, downloads, cli, onnx_graph, errors (no framework, no project deps)
-  1 backend    utils/backend/ (the only framework importer)
-  2 core       utils/checkpoint, boxes, nms, torch_utils, annotator, dist, segment/masks
-  3 models     models/
-  4 task       utils/data/, loss, metrics, plots, autoanchor, coco, runtime, export, autoshape, evolve, segment/,
-               classify/ (datasets, losses, metrics, plots, inference runtimes, export), loggers/
-  5 engine     utils/engine/ (trainers, validators, predictors, configs, launch)
-  6 scripts    train.py val.py detect.py export.py hubconf.py benchmarks.py, segment/*.py, classify/*.py,
-               utils/demo.py, utils/flask_rest_api/, benchmarks/
-Imports inside functions count. The only exception: a module-level ``__getattr__`` that resolves an ultralytics
-public name (``from models.common import DetectMultiBackend``) for outside scripts; nothing in the project may use
-those paths itself.
+The layers are the README's: the table of its "Layout" section is read here, so the document and the test cannot
+disagree. Each row names a layer (bottom row: layer 0) and, in its "path" column, the files and folders it holds; a
+module belongs to the row with the longest matching path (``utils/segment/masks.py`` is core although
+``utils/segment/`` is a task module). Every module of the repository outside tests/ must be placed.
+
+Every import statement counts, at module level or inside a function, ``__getattr__`` included. The only imports that
+may point upward are the ultralytics names listed in ``COMPAT_GETATTR``: module-level ``__getattr__`` functions that
+resolve ``from models.common import DetectMultiBackend`` (or ``import utils; utils.TryExcept``) for outside scripts.
+They are checked by name; nothing else may join them, and nothing in the project goes through them.
 """
 
 import ast
+import re
 from collections import defaultdict
 
 import pytest
 
 from tests.conftest import ROOT
 
-SKIP_DIRS = {"tests", ".venv", ".venv-torch", ".git", "runs", "data"}
-LAYERS = [  # (layer, module-name prefixes), first match wins
-    (1, ("utils.backend",)),
-    (0, ("utils.log", "utils.files", "utils.callbacks", "utils.downloads", "utils.cli", "utils.onnx_graph",
-         "utils.errors", "utils.checks")),
-    (2, ("utils.checkpoint", "utils.boxes", "utils.nms", "utils.torch_utils", "utils.annotator", "utils.dist",
-         "utils.segment.masks", "utils.autobatch")),
-    (3, ("models",)),
-    (5, ("utils.engine", "utils.general")),  # utils.general re-exports names that live in the engine
-    (6, ("utils.demo", "utils.flask_rest_api", "benchmarks", "train", "val", "detect", "export", "hubconf",
-         "segment", "classify")),
-    (4, ("utils.data", "utils.loss", "utils.metrics", "utils.plots", "utils.train_plots", "utils.autoanchor",
-         "utils.coco", "utils.runtime", "utils.export", "utils.autoshape", "utils.evolve", "utils.segment",
-         "utils.classify", "utils.dataloaders", "utils.augmentations", "utils.ultralytics_format",
-         "utils.loggers")),
-]
+SKIP_TOP = {"tests", ".venv", ".venv-torch", ".git", "runs", "data", "build", "dist"}  # top-level folders only
+COMPAT_GETATTR = {  # module -> the ultralytics names its __getattr__ may resolve from a higher layer
+    "models.common": {"DetectMultiBackend", "AutoShape", "Detections"},
+    "utils": {"TryExcept", "threaded", "join_threads", "notebook_init", "emojis"},
+}
+INFERENCE_ONLY = ("utils.runtime",)  # the inference side: may not reach the export side below
+EXPORT_SIDE = ("utils.export", "utils.backend.export", "utils.ultralytics_format", "utils.data.synthetic")
 SCRIPTS = ["train.py", "val.py", "detect.py", "export.py", "hubconf.py", "benchmarks.py", "segment/train.py",
            "segment/val.py", "segment/predict.py", "classify/train.py", "classify/val.py", "classify/predict.py"]
 MAX_MODULE_LINES, MAX_SCRIPT_LINES = 600, 150
 
 
+# ----------------------------------------------------------------------------------------------- the README's layers
+def readme_layers(text=None):
+    """[(layer number, layer name, [module-name prefixes])] from the README's Layout table, bottom layer first."""
+    text = (ROOT / "README.md").read_text() if text is None else text
+    section = text.split("\n## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")][2:]  # past the header and its rule
+    layers = []
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if cells[0] == "tests":
+            continue
+        paths = [p for quoted in re.findall(r"`([^`]+)`", cells[1]) for p in quoted.split()]
+        layers.append((cells[0], [path_to_module(p) for p in paths]))
+    return [(i, name, prefixes) for i, (name, prefixes) in enumerate(reversed(layers))]
+
+
+def path_to_module(path):
+    """'utils/segment/masks.py' -> 'utils.segment.masks'; 'utils/engine/' -> 'utils.engine'; 'utils/__init__.py'
+    -> 'utils'."""
+    parts = path.strip("/").removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+LAYERS = readme_layers()
+LAYER = {name: i for i, name, _ in LAYERS}
+
+
+def layer_of(module, layers=LAYERS):
+    """The layer number of ``module`` (longest matching prefix of the table), or None when no row holds it."""
+    best = None
+    for i, _, prefixes in layers:
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and (best is None or len(p) > len(best[1])):
+                best = (i, p)
+    return best[0] if best else None
+
+
+# -------------------------------------------------------------------------------------------------- the import graph
 def _module_name(path):
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def project_files():
-    return sorted(p for p in ROOT.rglob("*.py") if not (set(p.relative_to(ROOT).parts[:-1]) & SKIP_DIRS)
-                  and p.relative_to(ROOT).parts[0] not in SKIP_DIRS)
-
-
-def layer_of(name):
-    if name == "utils":  # the package itself (an empty __init__)
-        return 0
-    for layer, prefixes in LAYERS:
-        if any(name == p or name.startswith(p + ".") for p in prefixes):
-            return layer
-    return None
+    return sorted(p for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] not in SKIP_TOP)
 
 
 def _resolve(name, modules):
@@ -72,29 +88,50 @@ def _resolve(name, modules):
     return None
 
 
-def _compat_getattr_nodes(tree):
-    return {id(n) for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "__getattr__" for n in ast.walk(f)}
+def _getattr_function(tree):
+    return next((f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "__getattr__"), None)
+
+
+def getattr_names(func):
+    """The names a module-level ``__getattr__`` answers: the strings it compares ``name`` with."""
+    names = set()
+    for n in ast.walk(func):
+        if isinstance(n, ast.Compare):
+            for c in ast.walk(n):
+                if isinstance(c, ast.Constant) and isinstance(c.value, str):
+                    names.add(c.value)
+    return names
 
 
 def import_graph():
-    """{module: {imported project module: first line}} over every import statement, and the compat edges apart."""
+    """({module: {imported project module: first line}}, {module: same for its __getattr__'s imports}, files)."""
     files = {_module_name(p): p for p in project_files()}
     modules = set(files)
-    graph, compat = defaultdict(dict), defaultdict(dict)
+    graph, via_getattr = defaultdict(dict), defaultdict(dict)
     for name, path in files.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        skip = _compat_getattr_nodes(tree)
+        func = _getattr_function(tree)
+        inside = {id(n) for n in ast.walk(func)} if func else set()
         for node in ast.walk(tree):
             targets = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{path}:{node.lineno}: use absolute imports"
                 targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             for t in targets:
                 dep = _resolve(t, modules)
                 if dep and dep != name:
-                    (compat if id(node) in skip else graph)[name].setdefault(dep, node.lineno)
-    return graph, compat, files
+                    graph[name].setdefault(dep, node.lineno)
+                    if id(node) in inside:
+                        via_getattr[name].setdefault(dep, node.lineno)
+    return graph, via_getattr, files
+
+
+def compat_edges(graph, via_getattr):
+    """The upward edges COMPAT_GETATTR allows: (module, dependency) pairs inside those modules' __getattr__."""
+    return {(m, d) for m, deps in via_getattr.items() if m in COMPAT_GETATTR for d in deps
+            if layer_of(d) > layer_of(m)}
 
 
 def _cycles(graph):
@@ -129,55 +166,107 @@ def _cycles(graph):
     return out
 
 
+def _without(graph, edges):
+    return {m: {d: n for d, n in deps.items() if (m, d) not in edges} for m, deps in graph.items()}
+
+
+def _reachable(graph, start):
+    seen, todo = set(), [start]
+    while todo:
+        for d in graph.get(todo.pop(), {}):
+            if d not in seen:
+                seen.add(d)
+                todo.append(d)
+    return seen
+
+
 @pytest.fixture(scope="module")
 def graph():
     return import_graph()
 
 
-def test_every_module_has_a_layer(graph):
+# ------------------------------------------------------------------------------------------------------------- tests
+def test_the_readme_places_every_module_and_names_only_real_paths(graph):
     _, _, files = graph
-    assert [m for m in files if layer_of(m) is None] == [], "place new modules in LAYERS"
+    assert [m for m in files if layer_of(m) is None] == [], "place new modules in the README's Layout table"
+    for _, name, prefixes in LAYERS:
+        stale = [p for p in prefixes if not any(m == p or m.startswith(p + ".") for m in files)]
+        assert stale == [], f"the README's '{name}' row names paths that hold no module"
+    assert len(files) > 100 and any(m.startswith("utils.data.") for m in files)  # utils/data/ is covered
 
 
 def test_no_import_cycles(graph):
-    g, _, _ = graph
-    assert _cycles(g) == []
+    """No cycle, counting function-level imports; only the listed compat edges are left out."""
+    g, via_getattr, _ = graph
+    assert _cycles(_without(g, compat_edges(g, via_getattr))) == []
 
 
 def test_nothing_imports_upward(graph):
-    g, _, files = graph
+    g, via_getattr, files = graph
+    allowed = compat_edges(g, via_getattr)
     bad = [f"{files[m].relative_to(ROOT)}:{line} imports {dep} (layer {layer_of(dep)} > {layer_of(m)})"
-           for m, deps in g.items() for dep, line in deps.items() if layer_of(dep) > layer_of(m)]
+           for m, deps in g.items() for dep, line in deps.items()
+           if layer_of(dep) > layer_of(m) and (m, dep) not in allowed]
     assert bad == [], "\n".join(bad)
 
 
+def test_upward_getattr_resolves_only_the_listed_names(graph):
+    """The compat __getattr__ functions answer exactly the COMPAT_GETATTR names, and no other module has one that
+    reaches upward."""
+    g, via_getattr, files = graph
+    for m, deps in via_getattr.items():
+        upward = [d for d in deps if layer_of(d) > layer_of(m)]
+        if m not in COMPAT_GETATTR:
+            assert upward == [], f"{m}: its __getattr__ imports from a higher layer: {upward}"
+    for m, names in COMPAT_GETATTR.items():
+        assert getattr_names(_getattr_function(ast.parse(files[m].read_text()))) == names, m
+
+
+def test_nothing_in_the_project_goes_through_the_compat_names():
+    users = []
+    for p in project_files():
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.ImportFrom) and n.module in COMPAT_GETATTR:
+                hit = COMPAT_GETATTR[n.module] & {a.name for a in n.names}
+                if hit:
+                    users.append(f"{p.relative_to(ROOT)}:{n.lineno} {sorted(hit)}")
+    assert users == [], "import these from their defining modules"
+
+
 def test_models_import_nothing_above_them(graph):
-    g, _, _ = graph
-    bad = [(m, dep) for m, deps in g.items() if m.startswith("models") for dep in deps if layer_of(dep) > 3]
+    g, via_getattr, _ = graph
+    allowed = compat_edges(g, via_getattr)
+    bad = [(m, d) for m, deps in g.items() if m.startswith("models") for d in deps
+           if layer_of(d) > LAYER["models"] and (m, d) not in allowed]
     assert bad == []
 
 
-def test_library_never_imports_a_script(graph):
-    g, _, _ = graph
-    bad = [(m, dep) for m, deps in g.items() if layer_of(m) < 6 for dep in deps if layer_of(dep) == 6]
+def test_library_never_imports_a_script_or_the_compat_layer(graph):
+    g, via_getattr, _ = graph
+    allowed, top = compat_edges(g, via_getattr), {LAYER["scripts"], LAYER["compat"]}
+    bad = [(m, d) for m, deps in g.items() if layer_of(m) < LAYER["scripts"] for d in deps
+           if layer_of(d) in top and (m, d) not in allowed]
     assert bad == []
+    scripts_on_compat = [(m, d) for m, deps in g.items() if layer_of(m) == LAYER["scripts"] for d in deps
+                         if layer_of(d) == LAYER["compat"]]
+    assert scripts_on_compat == [], "the compat layer is for outside callers only"
 
 
-def test_compat_names_are_only_for_outside_scripts(graph):
-    """The upward __getattr__ re-exports exist (ultralytics paths) and nothing in the project goes through them."""
-    _, compat, _ = graph
-    assert set(compat.get("models.common", {})) - {"utils"} == {"utils.runtime", "utils.autoshape"}
-    moved = {"DetectMultiBackend", "AutoShape", "Detections"}
-    users = [f"{p.relative_to(ROOT)}:{n.lineno}" for p in project_files() for n in ast.walk(ast.parse(p.read_text()))
-             if isinstance(n, ast.ImportFrom) and n.module == "models.common" and moved & {a.name for a in n.names}]
-    assert users == [], "import these from their defining modules (utils.runtime, utils.autoshape)"
+def test_inference_imports_nothing_of_export(graph):
+    """The runtimes (one per format) reach no writer, converter or synthetic data, even indirectly; the export side
+    may use the runtimes to check what it wrote."""
+    g, via_getattr, _ = graph
+    g = _without(g, compat_edges(g, via_getattr))
+    for m in [m for m in g if m.startswith(INFERENCE_ONLY)]:
+        bad = sorted(d for d in _reachable(g, m) if d.startswith(EXPORT_SIDE))
+        assert bad == [], f"{m} reaches {bad}"
 
 
 def test_module_and_script_sizes():
     long = {str(p.relative_to(ROOT)): n for p in project_files()
             if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
     assert long == {}, f"modules over {MAX_MODULE_LINES} lines: split them by responsibility"
-    scripts = {s: len((ROOT / s).read_text().splitlines()) for s in SCRIPTS if (ROOT / s).exists()}
+    scripts = {s: len((ROOT / s).read_text().splitlines()) for s in SCRIPTS}
     assert {s: n for s, n in scripts.items() if n > MAX_SCRIPT_LINES} == {}
 
 
@@ -186,7 +275,7 @@ def test_each_function_is_defined_once():
     allowed = {"main", "parse_opt", "run", "__getattr__", "__dir__"}
     seen = defaultdict(list)
     for path in project_files():
-        if layer_of(_module_name(path)) == 6:
+        if layer_of(_module_name(path)) >= LAYER["scripts"]:
             continue
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and node.name not in allowed and not node.name.startswith("_"):
@@ -201,11 +290,23 @@ def test_docstrings_do_not_point_outside_the_repository():
     assert bad == []
 
 
-def test_the_checker_sees_function_level_imports_and_cycles(tmp_path):
+# ------------------------------------------------------------------------------------------- the checker, checked
+def test_the_checker_sees_function_level_imports_and_cycles():
     g = {"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}
     assert _cycles(g) == [["a", "b", "c"]]
+    assert _reachable(g, "d") == {"a", "b", "c"}
     src = "def f():\n    from utils.engine import trainer\n"
-    tree = ast.parse(src)
-    node = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)][0]
+    node = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom)][0]
     assert _resolve(node.module, {"utils.engine", "utils.engine.trainer"}) == "utils.engine"
-    assert layer_of("utils.engine.trainer") == 5 and layer_of("models.yolo") == 3
+    assert layer_of("utils.engine.trainer") == LAYER["engine"] and layer_of("models.yolo") == LAYER["models"]
+
+
+def test_the_checker_reads_the_readme_table_by_longest_path():
+    table = ("\n## Layout\n\n| layer | path | owns |\n|---|---|---|\n| top | `a.py b.py`, `pkg/` | x |\n"
+             "| low | `pkg/sub.py` | y |\n| tests | `tests/` | z |\n\n## Next\n")
+    layers = readme_layers(table)
+    assert [(i, n) for i, n, _ in layers] == [(0, "low"), (1, "top")]
+    assert layer_of("pkg.sub", layers) == 0 and layer_of("pkg.other", layers) == 1 and layer_of("b", layers) == 1
+    assert layer_of("pkg.sub.deeper", layers) == 0 and layer_of("c", layers) is None
+    func = ast.parse("def __getattr__(name):\n    if name in ('A', 'B') or name == 'C':\n        pass\n").body[0]
+    assert getattr_names(func) == {"A", "B", "C"}

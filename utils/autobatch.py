@@ -12,7 +12,7 @@ import numpy as np
 
 from utils.backend import NAME, autocast, torch
 from utils.log import LOGGER, colorstr
-from utils.torch_utils import profile
+from utils.model_tools import profile
 
 PREFIX = colorstr("AutoBatch: ")
 

@@ -122,6 +122,7 @@ class AutoShape(nn.Module):
     classes (None: all), max_det (1000), amp (False).
     """
 
+    tasks = ("detect",)  # the models it wraps (models/yolo.py TASKS keys): it returns boxes
     conf = 0.25
     iou = 0.45
     agnostic = False

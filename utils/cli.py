@@ -405,15 +405,16 @@ def add_backend_arg(parser):
     return parser
 
 
-def print_args(args=None, show_file=True, show_func=False):
-    """Log 'script: key=value, ...' as ultralytics does at start-up."""
+def print_args(args=None, show_file=True, show_func=False, name=None):
+    """Log 'script: key=value, ...' as ultralytics does at start-up; ``name`` (e.g. 'segment/train') stands for the
+    calling file's path."""
     frame = inspect.currentframe().f_back
     file, _, func, _, _ = inspect.getframeinfo(frame)
     if args is None:
         args, _, _, values = inspect.getargvalues(frame)
         args = {k: v for k, v in values.items() if k in args}
     try:
-        file = Path(file).resolve().relative_to(ROOT).with_suffix("")
+        file = name or Path(file).resolve().relative_to(ROOT).with_suffix("")
     except ValueError:
         file = Path(file).stem
     s = (f"{file}: " if show_file else "") + (f"{func}: " if show_func else "")

@@ -97,37 +97,45 @@ def yolo_to_coco(im_files, labels, shapes, names, class_map=None):
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def write_coco_annotations(dataset, names, file, class_map=None):
-    """Write yolo_to_coco() of a LoadImagesAndLabels-like dataset (im_files, labels, shapes) to ``file``."""
-    d = yolo_to_coco(dataset.im_files, dataset.labels, dataset.shapes, names, class_map)
+def write_json(d, file):
+    """Write ``d`` as JSON to ``file`` (its folder created); returns the Path."""
     Path(file).parent.mkdir(parents=True, exist_ok=True)
     with open(file, "w") as f:
         json.dump(d, f)
     return Path(file)
 
 
+def write_coco_annotations(dataset, names, file, class_map=None):
+    """Write yolo_to_coco() of a LoadImagesAndLabels-like dataset (im_files, labels, shapes) to ``file``."""
+    return write_json(yolo_to_coco(dataset.im_files, dataset.labels, dataset.shapes, names, class_map), file)
+
+
 # ------------------------------------------------------------------------------------------------------- evaluation
-def coco_evaluate(anno_json, pred_json, img_ids=None):
-    """pycocotools bbox evaluation (prints COCOeval's summary table).
+def coco_evaluate(anno_json, pred_json, img_ids=None, iou_types=("bbox",)):
+    """pycocotools evaluation of each of ``iou_types`` ('bbox', 'segm'), printing COCOeval's summary tables.
 
     Args:
         anno_json: ground-truth annotations file; pred_json: result rows file (or a list of rows).
         img_ids: restrict to these image ids (ultralytics does this for COCO).
     Returns:
-        COCOeval.stats (12 numbers); stats[0] is mAP@0.5:0.95, stats[1] mAP@0.5.
+        COCOeval.stats (12 numbers) of the first type, [0] mAP@0.5:0.95 and [1] mAP@0.5; with several types, a list
+        of them.
     """
     from pycocotools.coco import COCO  # noqa: PLC0415 (optional dependency)
     from pycocotools.cocoeval import COCOeval  # noqa: PLC0415
 
     anno = COCO(str(anno_json))
     pred = anno.loadRes(str(pred_json) if isinstance(pred_json, (str, Path)) else pred_json)
-    ev = COCOeval(anno, pred, "bbox")
-    if img_ids is not None:
-        ev.params.imgIds = list(img_ids)
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    return ev.stats
+    stats = []
+    for iou_type in iou_types:
+        ev = COCOeval(anno, pred, iou_type)
+        if img_ids is not None:
+            ev.params.imgIds = list(img_ids)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        stats.append(ev.stats)
+    return stats[0] if len(stats) == 1 else stats
 
 
 def parse_opt(argv=None):

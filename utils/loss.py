@@ -9,7 +9,7 @@ from functools import partial
 from utils.backend import nn, torch
 from utils.backend.fused import fused_ciou
 from utils.boxes import bbox_iou
-from utils.torch_utils import de_parallel
+from utils.model_tools import de_parallel
 
 
 def smooth_BCE(eps=0.1):  # noqa: N802 (ultralytics' public name)

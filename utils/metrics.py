@@ -1,4 +1,6 @@
-"""Detection metrics as ultralytics YOLOv5 v7.0 computes them: matching, AP, P/R/F1, confusion matrix.
+"""Detection metrics as ultralytics YOLOv5 v7.0 computes them: matching, AP, P/R/F1, the per-class results of a run
+(``Metric``, which segmentation's box and mask metrics are made of), confusion matrix, and the class statistics of a
+label set (class and image weights).
 
 All arithmetic is NumPy on small host arrays, so both backends give the same numbers. Nothing here draws: utils/plots.py
 draws what ``ap_per_class(curves=...)`` and ``ConfusionMatrix`` compute (plots depend on metrics, never the reverse).
@@ -111,6 +113,75 @@ def ap_per_class(tp, conf, pred_cls, target_cls, eps=1e-16, curves=None):
 
 
 # ------------------------------------------------------------------------------------------------------------ matching
+class Metric:
+    """The per-class results of ap_per_class for one kind of match (boxes; segmentation also has one for masks), and
+    their means as val.py prints them.
+
+    Attributes (empty until ``update``): tp, fp, p, r, f1 (C,) at the best-F1 confidence; all_ap (C, T) AP at every
+    IoU threshold; ap_class_index (C,) the C classes that have labels.
+    """
+
+    def __init__(self):
+        self.tp = self.fp = self.p = self.r = self.f1 = np.zeros(0)
+        self.all_ap, self.ap_class_index = np.zeros((0, 0)), np.zeros(0, dtype=int)
+
+    def update(self, results):
+        """Take {'tp', 'fp', 'p', 'r', 'f1', 'ap', 'ap_class'} (ap_per_class's outputs by name)."""
+        self.tp, self.fp = results.get("tp", self.tp), results.get("fp", self.fp)
+        self.p, self.r, self.f1, self.all_ap = results["p"], results["r"], results["f1"], results["ap"]
+        self.ap_class_index = results["ap_class"]
+
+    @property
+    def ap50(self):
+        """AP@0.5 per class, (C,)."""
+        return self.all_ap[:, 0] if len(self.all_ap) else np.zeros(0)
+
+    @property
+    def ap(self):
+        """AP@0.5:0.95 per class, (C,)."""
+        return self.all_ap.mean(1) if len(self.all_ap) else np.zeros(0)
+
+    def mean_results(self):
+        """(mp, mr, map50, map): the class means, 0 when nothing was matched."""
+        if not len(self.all_ap):
+            return 0.0, 0.0, 0.0, 0.0
+        return float(self.p.mean()), float(self.r.mean()), float(self.ap50.mean()), float(self.ap.mean())
+
+    def class_result(self, i):
+        """(p, r, ap50, ap) of the i-th class with labels."""
+        return self.p[i], self.r[i], self.ap50[i], self.ap[i]
+
+    def get_maps(self, nc):
+        """mAP@0.5:0.95 per class index 0..nc-1; classes without labels get the mean."""
+        maps = np.zeros(nc) + self.mean_results()[3]
+        for i, c in enumerate(self.ap_class_index):
+            maps[c] = self.ap[i]
+        return maps
+
+
+def ap_results(tp, conf, pred_cls, target_cls, curves=None):
+    """ap_per_class's outputs by name, as Metric.update takes them."""
+    tp, fp, p, r, f1, ap, ap_class = ap_per_class(tp, conf, pred_cls, target_cls, curves=curves)
+    return {"tp": tp, "fp": fp, "p": p, "r": r, "f1": f1, "ap": ap, "ap_class": ap_class}
+
+
+def box_metrics(stats, curves=None):
+    """The box Metric of a validation run from its per-image stats.
+
+    Args:
+        stats: per image, (correct (n, T), conf (n,), pred_cls (n,), target_cls (m,)).
+        curves: optional dict that ap_per_class fills with the AP curves.
+    Returns:
+        (Metric, target classes of every label, as one array). As ultralytics, AP is computed only when some
+        prediction is correct: otherwise every result stays 0.
+    """
+    metric = Metric()
+    cols = [np.concatenate(x, 0) for x in zip(*stats)]
+    if cols and cols[0].any():
+        metric.update(ap_results(*cols, curves=curves))
+    return metric, (cols[3] if cols else np.zeros(0))
+
+
 def _unique_first(matches, col):
     """Rows of ``matches`` whose value in column ``col`` is seen first (np.unique order, as ultralytics)."""
     return matches[np.unique(matches[:, col], return_index=True)[1]]

@@ -13,7 +13,7 @@ from models.yolo import (ClassificationModel, Detect, DetectionModel, Model, Mod
                          SegmentationModel, parse_activation)
 from tests.conftest import ROOT
 from utils.backend import nn, to_numpy, torch
-from utils.torch_utils import model_info
+from utils.model_tools import model_info
 
 # ultralytics v7.0 model summaries: (unfused params, fused params, GFLOPs@640 of conv+BN only). Our counter, like ultralytics' thop, also
 # counts nearest-upsample outputs, so the printed figure sits up to ~1% above that column (the exact agreement with

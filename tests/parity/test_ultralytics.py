@@ -173,7 +173,7 @@ def ours(case):
         return _OURS[case]
     from models.yolo import ClassificationModel, Detect, DetectionModel, load_model_yaml, model_class_for  # noqa
     from utils.backend import to_numpy  # noqa: PLC0415
-    from utils.torch_utils import model_info  # noqa: PLC0415
+    from utils.model_tools import model_info  # noqa: PLC0415
     t = time.time()
     with _Quiet():
         if case.endswith("-cls"):

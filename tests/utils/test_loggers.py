@@ -130,6 +130,9 @@ def test_loggers_log_each_epoch_and_detach(tmp_path, log_lines):
 def test_segment_and_classify_images(tmp_path, log_lines):
     import cv2
 
+    from utils.engine.classification import ClassificationTrainer
+    from utils.engine.segmentation import SegmentationTrainer
+
     seg, cls = tmp_path / "seg", tmp_path / "cls"
     for folder, names in ((seg, ("results.png", "val_batch0_pred.jpg", "train_batch0.jpg")),
                           (cls, ("train_images.jpg", "test_images.jpg"))):
@@ -137,13 +140,13 @@ def test_segment_and_classify_images(tmp_path, log_lines):
         for n in names:
             cv2.imwrite(str(folder / n), np.full((20, 30, 3), 200, np.uint8))
     keys = ("train/box_loss", "train/seg_loss", "metrics/mAP_0.5(M)", "val/box_loss", "x/lr0")
-    loggers = Loggers(seg, opt={"epochs": 2}, keys=keys, task="segment")
+    loggers = Loggers(seg, opt={"epochs": 2}, keys=keys, plan=SegmentationTrainer.log_plan)
     loggers.on_train_batch_end(None, 10, None, None, None)
     loggers.on_train_end(seg / "last.pt", seg / "best.pt", 1, (0.5, 0.25))
     scalars, images = read_events(seg)
     assert images == {"train_batch0": [(0, 30, 20)], "results": [(2, 30, 20)], "val_batch0_pred": [(2, 30, 20)]}
     assert scalars == {"metrics/mAP_0.5(M)": [(2, 0.5)], "val/box_loss": [(2, 0.25)]}  # the final validation
-    loggers = Loggers(cls, opt={"epochs": 2}, keys=("train/loss",), task="classify")
+    loggers = Loggers(cls, opt={"epochs": 2}, keys=("train/loss",), plan=ClassificationTrainer.log_plan)
     loggers.on_pretrain_routine_end()
     loggers.on_train_end(cls / "last.pt", cls / "best.pt", 1, ())
     assert read_events(cls)[1] == {"train_images": [(0, 30, 20)], "test_images": [(1, 30, 20)]}

@@ -2,8 +2,8 @@
 
 Every other module writes ``from utils.backend import torch, nn, F`` and keeps reading like PyTorch code, while each
 difference between OneFlow and PyTorch is a named function in this package: here the core (selection, devices,
-tensors, NMS kernel, AMP, capabilities), in ``utils.backend.export`` the ONNX/TorchScript writers, and in
-``utils.backend.distributed`` the process-group calls. No other module of the project imports oneflow or torch.
+tensors, NMS kernel, AMP, capabilities), in ``export`` the ONNX/TorchScript writers, in ``jit`` the TorchScript loader
+(inference side), in ``distributed`` the process-group calls. No other module of the project imports oneflow or torch.
 
 Selection, first match wins:
   1. ``--backend {oneflow,torch}`` (or ``--backend=...``) on the command line of the running script,

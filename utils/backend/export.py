@@ -1,7 +1,7 @@
 """EXPORT: the framework calls behind export.py (part of the backend package: it may import oneflow / torch).
 
-utils/export.py owns the flags, metadata, verification and the temp-file/rename handling; the functions here only turn
-a model into a file (and load TorchScript back).
+utils/export/ owns the flags, metadata, verification and the temp-file/rename handling; the functions here only turn
+a model into a file. Loading a file back is inference, not export: TorchScript's loader is utils/backend/jit.py.
   OneFlow: the model is compiled as an nn.Graph and converted by oneflow-onnx 0.6.2 (needs onnx 1.14.x: 1.15+ breaks
            its Upsample handler). Its converter bakes the traced batch size into Reshape/Slice constants, so a
            dynamic batch is made here by rewriting those constants; image sizes stay fixed (the grids are constants).
@@ -21,6 +21,7 @@ import numpy as np
 
 from utils.backend import IS_ONEFLOW, _quiet_fd2, nn, torch
 from utils.onnx_graph import finish_oneflow_onnx
+
 
 class ExportUnsupportedError(RuntimeError):
     """An export this backend or platform cannot produce; the message says what to use instead."""
@@ -120,20 +121,3 @@ def write_torchscript(model, im, f, extra_files=None, optimize=False):
             ts._save_for_lite_interpreter(str(f), _extra_files=extra_files or {})
         else:
             ts.save(str(f), _extra_files=extra_files or {})
-
-
-def load_torchscript(f, device=None, extra_names=("config.txt",)):
-    """(module, {name: text}) from a TorchScript file written by export_torchscript (PyTorch only)."""
-    if IS_ONEFLOW:
-        raise ExportUnsupportedError(f"{f}: TorchScript files run on the PyTorch backend only (--backend torch)")
-    extra = {name: "" for name in extra_names}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            module = torch.jit.load(str(f), _extra_files=extra, map_location=device or "cpu")
-        except RuntimeError:  # a lite-interpreter file (export --optimize)
-            from torch.jit.mobile import _load_for_lite_interpreter  # noqa: PLC0415
-            module = _load_for_lite_interpreter(str(f), map_location=device or "cpu")
-    return module, {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-
-

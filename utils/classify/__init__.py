@@ -8,7 +8,7 @@ results.csv and printed text), plots (image grid, results.png). The torchvision 
 flowvision model zoo is utils.backend.vision.
 """
 
-import importlib
+from utils.lazy import lazy_exports
 
 _EXPORTS = {
     "dataset": ("ClassificationDataset", "create_classification_dataloader", "check_classify_dataset", "split_dirs",
@@ -20,17 +20,4 @@ _EXPORTS = {
                 "train_description", "val_description", "val_result_description", "verbose_lines", "speed_line"),
     "plots": ("imshow_cls", "plot_cls_results"),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'utils.classify' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"utils.classify.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

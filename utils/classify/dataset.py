@@ -13,9 +13,7 @@ script that fetches 144 GB from image-net.org) is never fetched: the error says 
 """
 
 import os
-import shutil
 import time
-import urllib.request
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
@@ -23,11 +21,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from utils.backend import Dataset
+from utils.backend import Dataset, torch
 from utils.classify.transforms import classify_albumentations, classify_transforms
+from utils.data.batch import Batch
 from utils.data.build import build_loader
 from utils.data.dataset_yaml import DATASETS_DIR, DatasetError, extract_archive
-from utils.downloads import DownloadError
+from utils.downloads import fetch
 from utils.files import ROOT
 from utils.log import LOGGER, TQDM_BAR_FORMAT, colorstr
 
@@ -99,8 +98,9 @@ class ClassificationDataset(Dataset):
         transform, what a trained model keeps as model.transforms), album_transforms (None without augmentation).
     """
 
-    def __init__(self, root, augment=False, imgsz=224, cache=False, prefix=""):
+    def __init__(self, root, augment=False, imgsz=224, cache=False, prefix="", rank=-1):
         self.root = Path(root)
+        self.rank = rank  # the DDP rank building it (-1: single process): only -1 / 0 show the caching progress
         self.classes, self.class_to_idx = find_classes(self.root)
         self.samples = find_samples(self.root, self.class_to_idx)
         self.targets = [j for _, j in self.samples]
@@ -120,6 +120,12 @@ class ClassificationDataset(Dataset):
         im = self.load_image(i)
         sample = self.album_transforms(im) if self.album_transforms else self.torch_transforms(im)
         return sample, self.samples[i][1]
+
+    @staticmethod
+    def collate_fn(items):
+        """Stack the images and the class indices of a list of items into a utils.data.batch.Batch."""
+        images, labels = zip(*items)
+        return Batch(torch.stack(images, 0), torch.tensor(labels, dtype=torch.int64))
 
     def _read(self, i):
         im = cv2.imread(self.samples[i][0])  # BGR
@@ -150,7 +156,7 @@ class ClassificationDataset(Dataset):
         fn = self._write_npy if self.cache == "disk" else self._read
         with ThreadPool(NUM_THREADS) as pool:  # cv2 releases the GIL while decoding
             pbar = tqdm(enumerate(pool.imap(fn, range(len(self)))), total=len(self), bar_format=TQDM_BAR_FORMAT,
-                        disable=int(os.getenv("LOCAL_RANK", -1)) > 0)
+                        disable=self.rank > 0)
             for i, x in pbar:
                 if self.cache == "disk":
                     b += x.stat().st_size
@@ -174,12 +180,12 @@ def create_classification_dataloader(path, imgsz=224, batch_size=16, augment=Tru
         workers: upper bound on loader worker processes. shuffle: random order (per-epoch reshuffle).
         seed: added to ultralytics' generator seed (0 gives its sampling order on PyTorch).
     Returns:
-        an InfiniteDataLoader (its ``.dataset`` is the ClassificationDataset); batches are (images (b, 3, imgsz,
-        imgsz) float32 normalised, class indices (b,) int64).
+        an InfiniteDataLoader (its ``.dataset`` is the ClassificationDataset); batches are utils.data.batch.Batch
+        (images (b, 3, imgsz, imgsz) float32 normalised, class indices (b,) int64).
     """
-    dataset = ClassificationDataset(path, augment=augment, imgsz=imgsz, cache=cache)
+    dataset = ClassificationDataset(path, augment=augment, imgsz=imgsz, cache=cache, rank=rank)
     return build_loader(dataset, batch_size, rank=rank, workers=workers, shuffle=shuffle, seed=seed,
-                        world_size=world_size)
+                        world_size=world_size, collate_fn=ClassificationDataset.collate_fn)
 
 
 # ------------------------------------------------------------------------------------------------------ --data
@@ -191,21 +197,6 @@ def _existing_dir(data, root):
         if candidate is not None and candidate.is_dir():
             return candidate.resolve()
     return None
-
-
-def _fetch(url, file, data_dir, timeout=30):
-    """Download ``url`` to ``file`` via a .part file; a DownloadError (what to put where) when that fails."""
-    tmp = file.with_name(file.name + ".part")
-    LOGGER.info(f"Downloading {url} to {file}...")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f, 1 << 20)
-        os.replace(tmp, file)
-    except Exception as e:
-        tmp.unlink(missing_ok=True)
-        raise DownloadError(f"Dataset not found at {data_dir} and it could not be downloaded from {url} "
-                            f"({type(e).__name__}: {e}). Download it on a machine with internet access and extract "
-                            f"it so that {data_dir} holds {LAYOUT}") from None
 
 
 def download_classify_dataset(name, datasets_dir=DATASETS_DIR):
@@ -222,7 +213,8 @@ def download_classify_dataset(name, datasets_dir=DATASETS_DIR):
     t = time.time()
     datasets_dir.mkdir(parents=True, exist_ok=True)
     file = datasets_dir / f"{name}.zip"
-    _fetch(f"{RELEASE_URL}{name}.zip", file, data_dir)
+    fetch(f"{RELEASE_URL}{name}.zip", file, f"Dataset not found at {data_dir}", f"Download it on a machine with "
+          f"internet access and extract it so that {data_dir} holds {LAYOUT}")
     LOGGER.info(f"Unzipping {file}...")
     extract_archive(file, datasets_dir)
     file.unlink()

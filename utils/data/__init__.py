@@ -5,7 +5,7 @@ Names are imported lazily, so ``python -m utils.data.synthetic`` and ``check_dat
     from utils.data import create_dataloader, LoadImages, check_dataset, letterbox
 """
 
-import importlib
+from utils.lazy import lazy_exports
 
 _EXPORTS = {
     "formats": ("IMG_FORMATS", "VID_FORMATS", "HELP_URL", "img2label_paths", "verify_image_label", "get_hash",
@@ -18,17 +18,4 @@ _EXPORTS = {
     "dataset_yaml": ("check_dataset", "DATASETS_DIR", "DatasetError"),
     "synthetic": ("make_dataset",),
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'utils.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"utils.data.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

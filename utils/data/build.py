@@ -95,7 +95,7 @@ def build_loader(dataset, batch_size, rank=-1, workers=8, shuffle=False, seed=0,
     loader_cls = InfiniteDataLoader if infinite else DataLoader
     kwargs = dict(batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                   pin_memory=PIN_MEMORY and cuda_available(),  # pinning needs CUDA (OneFlow aborts without it)
-                  worker_init_fn=seed_worker, generator=data_generator(SEED_BASE + seed + int(os.getenv("RANK", -1))))
+                  worker_init_fn=seed_worker, generator=data_generator(SEED_BASE + seed + rank))
     if collate_fn is not None:
         kwargs["collate_fn"] = collate_fn
     try:
@@ -105,7 +105,7 @@ def build_loader(dataset, batch_size, rank=-1, workers=8, shuffle=False, seed=0,
             raise
         LOGGER.warning(f"{prefix}WARNING ⚠️ {nw} dataloader worker processes could not start ({e}); "
                        f"loading data in the main process (workers=0)")
-        kwargs["generator"] = data_generator(SEED_BASE + seed + int(os.getenv("RANK", -1)))
+        kwargs["generator"] = data_generator(SEED_BASE + seed + rank)
         return loader_cls(dataset, num_workers=0, **kwargs)
 
 
@@ -125,8 +125,8 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
         dataset_cls: a LoadImagesAndLabels subclass for another task (its collate_fn / collate_fn4 are used);
         dataset_kwargs: extra keyword arguments of its constructor (e.g. the segmentation mask options).
     Returns:
-        (loader, dataset); batches are (images uint8 (b, 3, h, w), targets (n, 6), paths, shapes), plus what the
-        dataset class's collate adds.
+        (loader, dataset); batches are utils.data.batch.DetectionBatch (images uint8 (b, 3, h, w), targets (n, 6),
+        paths, shapes), or the record of ``dataset_cls``'s collate (segmentation: MaskBatch).
     """
     dataset_cls = dataset_cls or LoadImagesAndLabels
     if rect and shuffle:
@@ -135,7 +135,7 @@ def create_dataloader(path, imgsz, batch_size, stride, single_cls=False, hyp=Non
     # Under DDP the trainer builds this on rank 0 first (Dist.zero_first), so one rank writes the labels cache.
     dataset = dataset_cls(path, imgsz, batch_size, augment=augment, hyp=hyp, rect=rect, cache_images=cache,
                           single_cls=single_cls, stride=int(stride), pad=pad, image_weights=image_weights,
-                          prefix=prefix, workers=workers, **(dataset_kwargs or {}))
+                          prefix=prefix, workers=workers, rank=rank, **(dataset_kwargs or {}))
     loader = build_loader(dataset, batch_size, rank=rank, workers=workers, shuffle=shuffle, seed=seed,
                           world_size=world_size, collate_fn=dataset_cls.collate_fn4 if quad else dataset_cls.collate_fn,
                           infinite=not image_weights, prefix=prefix)

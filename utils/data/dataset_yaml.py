@@ -24,16 +24,14 @@ Every problem with the YAML itself is a DatasetYAMLError naming the file and the
 
 import numbers
 import os
-import shutil
 import tarfile
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import yaml
 
-from utils.downloads import DownloadError
+from utils.downloads import fetch
 from utils.errors import DatasetError, DatasetYAMLError  # noqa: F401 (DatasetError's import path for callers)
 from utils.files import ROOT, check_yaml
 from utils.log import LOGGER, colorstr
@@ -278,19 +276,10 @@ def _download_dataset(spec, path, record=False):
     LOGGER.info(f"Dataset download success ✅ ({time.time() - t:.1f}s), saved to {colorstr('bold', path.parent)}")
 
 
-def _fetch(url, file, path, timeout=30):
-    tmp = file.with_name(file.name + ".part")
-    LOGGER.info(f"Downloading {url} to {file}...")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f, 1 << 20)
-        os.replace(tmp, file)
-    except Exception as e:
-        tmp.unlink(missing_ok=True)
-        raise DownloadError(f"Dataset not found at {path} and it could not be downloaded from {url} "
-                            f"({type(e).__name__}: {e}). Download it on a machine with internet access and save it as "
-                            f"{file} (likewise any other URL of the dataset), then run again; or lay out {path} by "
-                            f"hand (images and labels: {path}/images/..., {path}/labels/...)") from None
+def _fetch(url, file, path):
+    fetch(url, file, f"Dataset not found at {path}", f"Download it on a machine with internet access and save it as "
+          f"{file} (likewise any other URL of the dataset), then run again; or lay out {path} by hand (images and "
+          f"labels: {path}/images/..., {path}/labels/...)")
 
 
 def download(url, dir=".", unzip=True, delete=True, curl=False, threads=1, retry=3):

@@ -1,6 +1,7 @@
 """LoadImagesAndLabels: the detection dataset of train.py and val.py (YOLO-format images + labels).
 
-Each item is ``(image, labels, path, shapes)`` as in ultralytics:
+Each item is ``(image, labels, path, shapes)`` as in ultralytics (``collate_fn`` makes a utils.data.batch.DetectionBatch
+of them):
   - image: uint8 tensor (3, h, w), RGB;
   - labels: float32 tensor (n, 6) = [batch index (filled by collate_fn), cls, xc, yc, w, h] normalised to the image;
   - path: the image file;
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from utils.backend import Dataset, F, from_numpy, torch
 from utils.boxes import xyn2xy, xywhn2xyxy, xyxy2xywhn
+from utils.data.batch import DetectionBatch
 from utils.data.augment import Albumentations, augment_hsv, copy_paste, letterbox, mixup, random_perspective
 from utils.data.formats import (CACHE_VERSION, HELP_URL, cache_path_for, get_hash, img2label_paths, is_image,
                                 load_label_cache, save_label_cache, verify_image_label)
@@ -27,7 +29,6 @@ from utils.errors import InputError
 from utils.log import LOGGER, TQDM_BAR_FORMAT
 
 NUM_THREADS = min(8, max(1, (os.cpu_count() or 1) - 1))
-LOCAL_RANK = int(os.getenv("LOCAL_RANK", -1))
 
 
 def list_image_files(path, prefix=""):
@@ -86,8 +87,9 @@ class LoadImagesAndLabels(Dataset):
     cache_version = CACHE_VERSION
 
     def __init__(self, path, img_size=640, batch_size=16, augment=False, hyp=None, rect=False, image_weights=False,
-                 cache_images=False, single_cls=False, stride=32, pad=0.0, min_items=0, prefix="", workers=8):
+                 cache_images=False, single_cls=False, stride=32, pad=0.0, min_items=0, prefix="", workers=8, rank=-1):
         self.img_size = img_size
+        self.rank = rank  # the DDP rank building it (-1: single process): only -1 / 0 print the cache progress
         self.augment = augment
         self.hyp = hyp
         self.image_weights = image_weights
@@ -143,7 +145,7 @@ class LoadImagesAndLabels(Dataset):
         if not exists:
             cache = self.cache_labels(cache_path, self.prefix)
         nf, nm, ne, nc, n = cache.pop("results")
-        if exists and LOCAL_RANK in {-1, 0}:
+        if exists and self.rank in {-1, 0}:
             d = f"Scanning {cache_path}... {nf} images, {nm + ne} backgrounds, {nc} corrupt"
             tqdm(None, desc=self.prefix + d, total=n, initial=n, bar_format=TQDM_BAR_FORMAT).close()
             if cache["msgs"]:
@@ -242,7 +244,7 @@ class LoadImagesAndLabels(Dataset):
         fcn = self.cache_images_to_disk if kind == "disk" else self.load_image
         with ThreadPool(NUM_THREADS) as pool:
             pbar = tqdm(enumerate(pool.imap(fcn, range(self.n))), total=self.n, bar_format=TQDM_BAR_FORMAT,
-                        disable=LOCAL_RANK > 0)
+                        disable=self.rank > 0)
             for i, x in pbar:
                 if kind == "disk":
                     b += self.npy_files[i].stat().st_size
@@ -403,7 +405,7 @@ class LoadImagesAndLabels(Dataset):
         im, label, path, shapes = zip(*batch)
         for i, lb in enumerate(label):
             lb[:, 0] = i
-        return torch.stack(im, 0), torch.cat(label, 0), path, shapes
+        return DetectionBatch(torch.stack(im, 0), torch.cat(label, 0), path, shapes)
 
     @staticmethod
     def collate_fn4(batch):
@@ -426,7 +428,7 @@ class LoadImagesAndLabels(Dataset):
             label4.append(lb)
         for i, lb in enumerate(label4):
             lb[:, 0] = i
-        return torch.stack(im4, 0), torch.cat(label4, 0), path[:n], shapes[:n]
+        return DetectionBatch(torch.stack(im4, 0), torch.cat(label4, 0), path[:n], shapes[:n])
 
 
 def _mosaic_tile(i, xc, yc, w, h, s):

@@ -16,9 +16,11 @@ Usage:
     python -m utils.data.synthetic --task segment      # datasets/synthetic-seg
 """
 
+import functools
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -35,7 +37,6 @@ class OutputExistsError(UserError, FileExistsError):
 
 
 CLASS_NAMES = ("rectangle", "ellipse", "triangle", "star", "ring", "cross")
-TASKS = {"detect": "synthetic", "segment": "synthetic-seg", "classify": "synthetic-cls"}
 _SPLITS = {"train": 0, "val": 1}
 _MARKER = ".synthetic-dataset"  # written into every output folder; only such folders are ever overwritten
 
@@ -226,19 +227,21 @@ def _write_yaml(out, name, train, val, seed, task):
     return f
 
 
-def _write_detect(out, n_train, n_val, imgsz, seed, task, fmt):
+def _write_labelled(out, n_train, n_val, imgsz, seed, fmt, row):
+    """Images and YOLO label files, one ``row(cls, mask)`` line per object (boxes or polygons)."""
     for split, n in (("train", n_train), ("val", n_val)):
         (out / "images" / split).mkdir(parents=True)
         (out / "labels" / split).mkdir(parents=True)
         for i in range(n):
             img, objects = render_scene(_rng(seed, split, i), imgsz)
             (out / "images" / split / f"{i:06d}.{fmt}").write_bytes(_encode(img, fmt))
-            rows = [_polygon_row(c, m) if task == "segment" else _box_row(c, m) for c, m in objects]
+            rows = [row(c, m) for c, m in objects]
             (out / "labels" / split / f"{i:06d}.txt").write_text("".join(f"{r}\n" for r in rows if r))
     return "images/train", "images/val"
 
 
 def _write_classify(out, n_train, n_val, imgsz, seed, fmt):
+    """One folder of images per class."""
     for split, n in (("train", n_train), ("val", n_val)):
         for name in CLASS_NAMES:
             (out / split / name).mkdir(parents=True)
@@ -249,6 +252,20 @@ def _write_classify(out, n_train, n_val, imgsz, seed, fmt):
     return "train", "val"
 
 
+class SyntheticData(NamedTuple):
+    """How the synthetic data of a task is written: a row of DATASETS."""
+
+    name: str  # the default folder (datasets/<name>) and the YAML's name
+    write: Callable  # write(out, n_train, n_val, imgsz, seed, fmt) -> the train and val paths of the YAML
+
+
+DATASETS = {  # task (utils/cli.py TASKS) -> its synthetic data
+    "detect": SyntheticData("synthetic", functools.partial(_write_labelled, row=_box_row)),
+    "segment": SyntheticData("synthetic-seg", functools.partial(_write_labelled, row=_polygon_row)),
+    "classify": SyntheticData("synthetic-cls", _write_classify),
+}
+
+
 def make_dataset(out, n_train=64, n_val=16, imgsz=256, seed=0, task="detect", fmt="jpg"):
     """Write the synthetic dataset for ``task`` into ``out`` and return the path of its dataset YAML.
 
@@ -257,18 +274,15 @@ def make_dataset(out, n_train=64, n_val=16, imgsz=256, seed=0, task="detect", fm
         n_train, n_val: images per split. imgsz: long side in pixels. seed: same seed -> same files, byte for byte.
         task: 'detect', 'segment' or 'classify'. fmt: 'jpg' (quality 95) or 'png'.
     """
-    if task not in TASKS:
-        raise FlagError(f"task must be one of {list(TASKS)}, not {task!r}")
+    if task not in DATASETS:
+        raise FlagError(f"task must be one of {list(DATASETS)}, not {task!r}")
     if fmt not in ("jpg", "png"):
         raise FlagError(f"fmt must be 'jpg' or 'png', not {fmt!r}")
     if imgsz < 32:
         raise FlagError(f"--imgsz must be >= 32 px, not {imgsz}")
     out = _prepare_out(out)
-    if task == "classify":
-        train, val = _write_classify(out, n_train, n_val, imgsz, seed, fmt)
-    else:
-        train, val = _write_detect(out, n_train, n_val, imgsz, seed, task, fmt)
-    return _write_yaml(out, TASKS[task], train, val, seed, task)
+    train, val = DATASETS[task].write(out, n_train, n_val, imgsz, seed, fmt)
+    return _write_yaml(out, DATASETS[task].name, train, val, seed, task)
 
 
 SAMPLES_DIR = ROOT / "data" / "images"  # every script's default --source
@@ -302,7 +316,7 @@ def parse_opt(argv=None):
 
 
 def main(opt):
-    out = Path(opt.out) if opt.out else ROOT / "datasets" / TASKS[opt.task]
+    out = Path(opt.out) if opt.out else ROOT / "datasets" / DATASETS[opt.task].name
     f = make_dataset(out, opt.n_train, opt.n_val, opt.imgsz, opt.seed, opt.task, opt.fmt)
     print(f"Synthetic {opt.task} dataset: {opt.n_train} train + {opt.n_val} val images -> {f}")
     return f

@@ -23,6 +23,8 @@ from utils.classify.metrics import (RESULTS_CSV_WIDTH, ClassifyMetrics, train_de
                                     val_action, val_description, val_result_description, verbose_lines)
 from utils.classify.plots import imshow_cls, plot_cls_results
 from utils.classify.transforms import classify_transforms
+from utils.data.batch import Batch
+from utils import cli
 from utils.cli import check_img_size, options
 from utils.engine.config import ClassifyValConfig
 from utils.engine.predictor import Predictor
@@ -30,7 +32,8 @@ from utils.engine.trainer import BaseTrainer
 from utils.engine.validator import Validator, load_weights
 from utils.errors import FlagError
 from utils.log import LOGGER, colorstr
-from utils.torch_utils import model_info
+from utils.loggers import LogPlan
+from utils.model_tools import model_info
 
 LRF = 0.01  # final learning rate, a fraction of --lr0 (ultralytics' fixed value)
 
@@ -41,6 +44,8 @@ class ClassificationValidator(Validator):
 
     task, script = "classify", "classify/val.py"
     loss_count = 1
+    init_args = ("dataloader", "compute_loss", "pbar")
+    run_args = {"criterion": "compute_loss"}  # classify/val.run()'s name
     speed_names = ("pre-process", "inference", "post-process")
 
     def __init__(self, cfg, dataloader=None, save_dir=None, plots=False, callbacks=None, compute_loss=None, pbar=None):
@@ -77,21 +82,20 @@ class ClassificationValidator(Validator):
     def init_metrics(self):
         self.metrics = ClassifyMetrics()
 
-    def preprocess(self, raw):
-        images, labels = raw
-        images = images.to(self.device)
-        return {"img": images.half() if self.half else images.float(), "targets": labels.to(self.device)}
+    def preprocess(self, raw: Batch) -> Batch:
+        images = raw.img.to(self.device)
+        return Batch(images.half() if self.half else images.float(), raw.targets.to(self.device))
 
     def inference(self, batch):
-        y = self.model(batch["img"])
+        y = self.model(batch.img)
         return y, y
 
     def loss_items(self, train_out, batch):
-        return self.compute_loss(train_out, batch["targets"]).detach().reshape(1)
+        return self.compute_loss(train_out, batch.targets).detach().reshape(1)
 
     def update_metrics(self, preds, batch):
-        self.metrics.update(preds, batch["targets"])
-        self.seen += len(batch["targets"])
+        self.metrics.update(preds, batch.targets)
+        self.seen += len(batch.targets)
 
     def finalize(self):
         top1, top5, _ = self.metrics.compute()
@@ -114,7 +118,9 @@ class ClassificationValidator(Validator):
 class ClassificationTrainer(BaseTrainer):
     """classify/train.py: ``ClassificationTrainer(ClassifyTrainConfig, callbacks, device, dist).fit()``."""
 
-    task = "classify"  # which images the loggers log (utils/loggers)
+    task = "classify"
+    log_plan = LogPlan(start_images=(("train_images.jpg", "Train Examples"),), result_plots=False,
+                       end_images=(("test_images.jpg", "Test Examples (true-predicted)"),))
     loss_names = ("loss",)
     metric_keys = ("metrics/accuracy_top1", "metrics/accuracy_top5")
     lr_keys = ("lr/0",)
@@ -193,7 +199,7 @@ class ClassificationTrainer(BaseTrainer):
         return classification_loss(self.cfg.label_smoothing)
 
     def build_validator(self):
-        cfg = ClassifyValConfig.from_opt(options("classify/val", dict(
+        cfg = ClassifyValConfig.from_opt(options(cli.TASKS[self.task].val, dict(
             data=self.data["path"], batch_size=self.local_batch_size * 2, imgsz=self.imgsz, half=self.amp,
             verbose=False)))
         return ClassificationValidator(cfg, dataloader=self.val_loader, save_dir=self.save_dir,
@@ -210,12 +216,11 @@ class ClassificationTrainer(BaseTrainer):
     def progress_header(self):
         return None  # printed once, in start_message()
 
-    def preprocess_batch(self, raw):
-        images, labels = raw
-        return {"img": images.to(self.device), "targets": labels.to(self.device)}
+    def preprocess_batch(self, raw: Batch) -> Batch:
+        return Batch(raw.img.to(self.device), raw.targets.to(self.device))
 
     def compute_loss(self, preds, batch):
-        loss = self.loss(preds, batch["targets"])
+        loss = self.loss(preds, batch.targets)
         return loss, loss.detach().reshape(1)
 
     def progress_row(self, epoch, mem, mloss, batch):
@@ -239,10 +244,11 @@ class ClassificationTrainer(BaseTrainer):
         plot_cls_results(self.save_dir / "results.csv")
 
     def closing_message(self):
+        scripts = cli.TASKS[self.task]
         return (f"\nTraining complete ({(time.time() - self.t0) / 3600:.3f} hours)"
                 f"\nResults saved to {colorstr('bold', self.save_dir)}"
-                f"\nPredict:         python classify/predict.py --weights {self.best} --source im.jpg"
-                f"\nValidate:        python classify/val.py --weights {self.best} --data {self.data['path']}"
+                f"\nPredict:         python {scripts.file('predict')} --weights {self.best} --source im.jpg"
+                f"\nValidate:        python {scripts.file('val')} --weights {self.best} --data {self.data['path']}"
                 f"\nExport:          python export.py --weights {self.best} --include onnx"
                 f"\nVisualize:       https://netron.app\n")
 
@@ -258,6 +264,9 @@ class ClassificationPredictor(Predictor):
     """classify/predict.py: the centre-crop transform, softmax, the top-5 classes written on the image and in txt."""
 
     task = "classify"
+    config_defaults = dict(conf_thres=None, iou_thres=None, max_det=None, save_conf=False, save_crop=False,
+                           classes=None, agnostic_nms=False, line_thickness=None, hide_labels=False, hide_conf=False,
+                           retina_masks=False)  # box settings classify/predict.py has no flags for
 
     def source_args(self):
         return {"transforms": classify_transforms(self.imgsz[0])}

@@ -19,13 +19,14 @@ import numpy as np
 
 from models.experimental import attempt_load, is_checkpoint_path, read_weights, transfer_weights
 from models.yolo import DetectionModel
-from utils import coco
+from utils import cli, coco
 from utils.annotator import colors, save_one_box
 from utils.autoanchor import check_anchors
 from utils.backend import from_numpy, to_numpy, torch
 from utils.backend.graph import TrainStepGraph, train_step_note
 from utils.boxes import scale_boxes, xywh2xyxy, xyxy2xywh
 from utils.cli import check_img_size, options
+from utils.data.batch import DetectionBatch
 from utils.data.build import create_dataloader
 from utils.data.dataset_yaml import check_dataset
 from utils.downloads import attempt_download
@@ -34,13 +35,16 @@ from utils.engine.trainer import BaseTrainer
 from utils.engine.predictor import Predictor
 from utils.engine.validator import ValidationError, Validator, load_weights
 from utils.errors import FlagError, InputError
+from utils.files import find_file
 from utils.log import LOGGER, colorstr
+from utils.loggers import LogPlan
 from utils.loss import ComputeLoss
-from utils.metrics import (ConfusionMatrix, ap_per_class, fitness, iou_thresholds, labels_to_class_weights,
+from utils.metrics import (ConfusionMatrix, box_metrics, fitness, iou_thresholds, labels_to_class_weights,
                            labels_to_image_weights, process_batch)
 from utils.nms import non_max_suppression
 from utils.plots import output_to_target, plot_ap_curves, plot_confusion_matrix, plot_images
-from utils.torch_utils import de_parallel, one_cycle
+from utils.model_tools import de_parallel
+from utils.training import one_cycle
 from utils.train_plots import plot_labels, plot_results
 
 
@@ -54,6 +58,21 @@ class DetectionValidator(Validator):
 
     task, script = "detect", "val.py"
     loss_count = 3
+    val_callbacks = True  # fire on_val_image_end / on_val_end (ultralytics' loggers draw from them)
+    run_defaults = {"half": True}  # ultralytics' val.run() defaults to FP16 (used on CUDA only); the CLI flag to FP32
+    sweeps = True
+
+    @classmethod
+    def adjust_opt(cls, opt):
+        opt.data = find_file(opt.data, ("data",))
+        opt.save_json |= str(opt.data).endswith("coco.yaml")
+        opt.save_txt |= opt.save_hybrid
+        return opt
+
+    @staticmethod
+    def flag_warnings():
+        """(log, --save-hybrid note) of utils.engine.validator.val_main, in the original script's words."""
+        return LOGGER.info, "--save-hybrid will return high mAP from hybrid labels, not from predictions alone"
 
     def header(self):
         return ("%22s" + "%11s" * 6) % ("Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95")
@@ -106,19 +125,18 @@ class DetectionValidator(Validator):
         except FileNotFoundError as e:
             raise ValidationError(f"no images to validate in the '{self.split}' split: {e}") from e
 
-    def preprocess(self, raw):
-        im, targets, paths, shapes = raw[:4]
-        im = im.to(self.device)
+    def preprocess(self, raw: DetectionBatch) -> DetectionBatch:
+        im = raw.img.to(self.device)
         im = im.half() if self.half else im.float()
-        return {"img": im / 255, "targets": targets.to(self.device), "paths": paths, "shapes": shapes}
+        return raw._replace(img=im / 255, targets=raw.targets.to(self.device))
 
     def inference(self, batch):
         if self.compute_loss:
-            return self.model(batch["img"])
-        return self.model(batch["img"], augment=self.cfg.augment), None
+            return self.model(batch.img)
+        return self.model(batch.img, augment=self.cfg.augment), None
 
     def loss_items(self, train_out, batch):
-        return self.compute_loss(train_out, batch["targets"])[1]
+        return self.compute_loss(train_out, batch.targets)[1]
 
     def init_metrics(self):
         self.is_coco = is_coco_split(self.data.get("val"))
@@ -128,111 +146,143 @@ class DetectionValidator(Validator):
         self.stats, self.jdict = [], []
 
     def postprocess(self, preds, batch):
-        cfg, im, targets = self.cfg, batch["img"], batch["targets"]
+        return self.nms(preds, batch)
+
+    def nms(self, preds, batch, nm=0):
+        """val.py's NMS (multi-label, class-agnostic with --single-cls, --save-hybrid labels added) of the batch;
+        ``nm`` mask coefficients follow each row. Scales the batch's targets to pixels, as val.py does."""
+        cfg, im, targets = self.cfg, batch.img, batch.targets
         _, _, height, width = im.shape
         targets[:, 2:] *= torch.tensor((width, height, width, height), device=targets.device)  # to pixels
         lb = [targets[targets[:, 0] == i, 1:] for i in range(im.shape[0])] if cfg.save_hybrid else []
         return non_max_suppression(preds, cfg.conf_thres, cfg.iou_thres, labels=lb, multi_label=True,
-                                   agnostic=cfg.single_cls, max_det=cfg.max_det, nm=self.num_masks())
+                                   agnostic=cfg.single_cls, max_det=cfg.max_det, nm=nm)
 
-    def num_masks(self):
-        return 0
-
+    # ------------------------------------------------------------------------------------------ per-image scoring
     def update_metrics(self, preds, batch):
-        targets, im = to_numpy(batch["targets"]), batch["img"]
+        targets, im = to_numpy(batch.targets), batch.img
         for si, pred in enumerate(preds):
             self.seen += 1
             labels = targets[targets[:, 0] == si, 1:]
-            path, shape = Path(batch["paths"][si]), batch["shapes"][si]
-            predn = self.update_one(to_numpy(pred).copy(), labels, tuple(im.shape[2:]), path, shape)
-            self.callbacks.run("on_val_image_end", pred, predn, path, self.names, im[si])
+            path = Path(batch.paths[si])
+            predn = self.update_one(si, pred, labels, batch, path)
+            if self.val_callbacks:
+                self.callbacks.run("on_val_image_end", self.boxes(pred), predn, path, self.names, im[si])
 
-    def update_one(self, pred, labels, input_hw, path, shape_info):
-        """Score one image: pred (n, 6) in input pixels, labels (m, 5) [cls, xywh input pixels].
+    def update_one(self, si, pred, labels, batch, path):
+        """Score image ``si``: its prediction (postprocess() output for one image) against labels (m, 5) [cls, xywh
+        input pixels]; record the stats, the confusion matrix, --save-txt / --save-json.
 
-        Returns the predictions in original-image pixels (None when there are none)."""
-        cfg = self.cfg
-        nl, npr = len(labels), len(pred)
-        shape0, ratio_pad = shape_info[0], shape_info[1]
-        correct = np.zeros((npr, len(self.iouv)), dtype=bool)
-        if npr == 0:
-            if nl:
-                self.stats.append((correct, np.zeros(0), np.zeros(0), labels[:, 0]))
+        Returns the (n, 6+) predictions in original-image pixels (None when there are none)."""
+        cfg, boxes = self.cfg, self.boxes(pred)
+        input_hw = tuple(batch.img.shape[2:])
+        shape0, ratio_pad = batch.shapes[si][0], batch.shapes[si][1]
+        if not len(boxes):
+            if len(labels):
+                self.stats.append((*self.unmatched(0), np.zeros(0), np.zeros(0), labels[:, 0]))
                 if self.plots:
                     self.confusion_matrix.process_batch(None, labels[:, 0])
             return None
+        extra = self.image_outputs(si, pred, input_hw)
+        predn = to_numpy(boxes).copy()
         if cfg.single_cls:
-            pred[:, 5] = 0
-        predn = pred.copy()
+            predn[:, 5] = 0
         scale_boxes(input_hw, predn[:, :4], shape0, ratio_pad)  # to original-image pixels
-        if nl:
+        correct = self.unmatched(len(predn))
+        if len(labels):
             tbox = scale_boxes(input_hw, xywh2xyxy(labels[:, 1:5]), shape0, ratio_pad)
             labelsn = np.concatenate((labels[:, 0:1], tbox), 1)
-            correct = process_batch(predn, labelsn, self.iouv)
+            correct = self.match(predn, labelsn, si, batch, extra)
             if self.plots:
                 self.confusion_matrix.process_batch(predn, labelsn)
-        self.stats.append((correct, pred[:, 4], pred[:, 5], labels[:, 0]))
+        self.stats.append((*correct, predn[:, 4], predn[:, 5], labels[:, 0]))
         if cfg.save_txt:
             save_one_txt(predn, cfg.save_conf, shape0, self.save_dir / "labels" / f"{path.stem}.txt")
         if cfg.save_json:
-            self.jdict += coco.prediction_rows(predn, path, self.class_map)
+            self.jdict += self.json_rows(predn, path, extra, shape0, ratio_pad, input_hw)
         return predn
 
+    @staticmethod
+    def boxes(pred):
+        """The (n, 6+) [x1, y1, x2, y2, conf, cls, ...] rows of one image's prediction."""
+        return pred
+
+    def image_outputs(self, si, pred, input_hw):
+        """What else image ``si``'s prediction yields for matching and saving (segmentation: its masks); None here."""
+        return None
+
+    def unmatched(self, n):
+        """The stats' correctness columns for ``n`` predictions that match nothing: one (n, T) False array."""
+        return (np.zeros((n, len(self.iouv)), dtype=bool),)
+
+    def match(self, predn, labelsn, si, batch, extra):
+        """Correctness columns of an image's predictions (original pixels) against its labels [cls, xyxy]."""
+        return (process_batch(predn, labelsn, self.iouv),)
+
+    def json_rows(self, predn, path, extra, shape0, ratio_pad, input_hw):
+        """The COCO result rows of one image (--save-json)."""
+        return coco.prediction_rows(predn, path, self.class_map)
+
     def plot_batch(self, batch_i, batch, preds):
-        im, paths = batch["img"], batch["paths"]
-        plot_images(im, batch["targets"], paths, self.save_dir / f"val_batch{batch_i}_labels.jpg", self.names)
+        im, paths = batch.img, batch.paths
+        plot_images(im, batch.targets, paths, self.save_dir / f"val_batch{batch_i}_labels.jpg", self.names)
         plot_images(im, output_to_target(preds), paths, self.save_dir / f"val_batch{batch_i}_pred.jpg", self.names)
 
     def end_batch(self, batch_i, batch, preds):
-        self.callbacks.run("on_val_batch_end", batch_i, batch["img"], batch["targets"], batch["paths"],
-                           batch["shapes"], preds)
+        self.callbacks.run("on_val_batch_end", batch_i, batch.img, batch.targets, batch.paths, batch.shapes,
+                           [self.boxes(p) for p in preds])
 
     # ---------------------------------------------------------------------------------------------------- results
+    row_format = "%22s" + "%11i" * 2 + "%11.3g" * 4  # class, images, instances, then the mean results
+
+    def compute_metrics(self, curves):
+        """(metrics, target classes of every label) of the run; ``curves`` (a dict, or None) gets the AP curves to
+        plot by file-name prefix."""
+        c = {} if curves is not None else None
+        metric, target_cls = box_metrics(self.stats, c)
+        if c:
+            curves[""] = c
+        return metric, target_cls
+
     def finalize(self):
         cfg = self.cfg
-        mp = mr = map50 = map_ = 0.0
-        tp = fp = p = r = f1 = ap50 = np.zeros(0)
-        ap, ap_class = np.zeros((0, len(self.iouv))), np.zeros(0, dtype=int)
-        stats = [np.concatenate(x, 0) for x in zip(*self.stats)]
-        if len(stats) and stats[0].any():
-            curves = {} if self.plots else None
-            tp, fp, p, r, f1, ap, ap_class = ap_per_class(*stats, curves=curves)
-            if self.plots:
-                plot_ap_curves(curves, self.names, self.save_dir)
-            ap50, ap = ap[:, 0], ap.mean(1)
-            mp, mr, map50, map_ = p.mean(), r.mean(), ap50.mean(), ap.mean()
-        nt = np.bincount(stats[3].astype(int), minlength=self.nc) if len(stats) else np.zeros(self.nc, dtype=int)
-        self.print_results(mp, mr, map50, map_, nt, p, r, ap50, ap, ap_class, bool(len(stats)))
+        curves = {} if self.plots else None
+        metrics, target_cls = self.compute_metrics(curves)
+        for prefix, c in (curves or {}).items():
+            plot_ap_curves(c, self.names, self.save_dir, prefix=prefix)
+        nt = np.bincount(target_cls.astype(int), minlength=self.nc)
+        self.print_results(metrics, nt)
         self.log_speeds((self.batch_size, 3, self.imgsz, self.imgsz))
         if self.plots:
             plot_confusion_matrix(self.confusion_matrix.matrix, self.nc, save_dir=self.save_dir,
                                   names=list(self.names.values()))
-            self.callbacks.run("on_val_end", nt, tp, fp, p, r, f1, ap, ap50, ap_class, self.confusion_matrix)
+        if self.plots and self.val_callbacks:
+            m = metrics
+            self.callbacks.run("on_val_end", nt, m.tp, m.fp, m.p, m.r, m.f1, m.ap, m.ap50, m.ap_class_index,
+                               self.confusion_matrix)
+        results = [float(x) for x in metrics.mean_results()]
         if cfg.save_json and len(self.jdict):
-            map_, map50 = self.evaluate_json(map_, map50)
+            results = self.evaluate_json(results)
         if not self.training:
             n = len(list(self.save_dir.glob("labels/*.txt")))
             s = f"\n{n} labels saved to {self.save_dir / 'labels'}" if cfg.save_txt else ""
             LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}{s}")
-        maps = np.zeros(self.nc) + map_
-        for i, c in enumerate(ap_class):
-            maps[c] = ap[i]
-        return (float(mp), float(mr), float(map50), float(map_)), maps
+        return tuple(results), metrics.get_maps(self.nc)
 
-    def print_results(self, mp, mr, map50, map_, nt, p, r, ap50, ap, ap_class, any_stats):
-        pf = "%22s" + "%11i" * 2 + "%11.3g" * 4
-        LOGGER.info(pf % ("all", self.seen, nt.sum(), mp, mr, map50, map_))
+    def print_results(self, metrics, nt):
+        LOGGER.info(self.row_format % ("all", self.seen, nt.sum(), *metrics.mean_results()))
         if nt.sum() == 0:
             LOGGER.warning(f"WARNING ⚠️ no labels found in {self.split} set, can not compute metrics without labels")
-        if (self.cfg.verbose or (self.nc < 50 and not self.training)) and self.nc > 1 and any_stats:
-            for i, c in enumerate(ap_class):
-                LOGGER.info(pf % (self.names.get(c, c), self.seen, nt[c], p[i], r[i], ap50[i], ap[i]))
+        if (self.cfg.verbose or (self.nc < 50 and not self.training)) and self.nc > 1 and len(self.stats):
+            for i, c in enumerate(metrics.ap_class_index):
+                LOGGER.info(self.row_format % (self.names.get(c, c), self.seen, nt[c], *metrics.class_result(i)))
 
-    def evaluate_json(self, map_, map50):
+    # ------------------------------------------------------------------------------------------------ --save-json
+    def evaluate_json(self, results):
         """Write <weights stem>_predictions.json and score it with pycocotools.
 
         With the dataset's own annotations (<path>/annotations/instances_val2017.json, as ultralytics) pycocotools'
-        mAP50-95 and mAP50 replace ours. Otherwise the YOLO labels are converted to a COCO annotations file in
+        scores replace ours in ``results``. Otherwise the YOLO labels are converted to a COCO annotations file in
         save_dir and pycocotools' numbers are only reported: ours are kept (see utils/coco.py for why they differ).
         """
         w = self.cfg.weights
@@ -245,30 +295,42 @@ class DetectionValidator(Validator):
         own = anno_json.is_file()
         try:
             if not own:
-                anno_json = coco.write_coco_annotations(self.dataloader.dataset, self.names,
-                                                        self.save_dir / "annotations.json", self.class_map)
+                anno_json = self.write_annotations(self.save_dir / "annotations.json")
             ids = [coco.image_id(x) for x in self.dataloader.dataset.im_files] if self.is_coco else None
-            stats = coco.coco_evaluate(anno_json, pred_json, img_ids=ids)
+            scores = self.coco_scores(anno_json, pred_json, ids)
         except Exception as e:  # pycocotools missing, or files it cannot read: keep our numbers
             LOGGER.info(f"pycocotools unable to run: {e}")
-            return map_, map50
+            return results
         if own:
-            return float(stats[0]), float(stats[1])
-        LOGGER.info(f"pycocotools on labels converted from YOLO format ({anno_json}): mAP50-95 {stats[0]:.4g}, "
-                    f"mAP50 {stats[1]:.4g}; val.py's own mAP50-95 {map_:.4g}, mAP50 {map50:.4g} are kept")
-        return map_, map50
+            for i, (_, value) in scores.items():
+                results[i] = value
+            return results
+        theirs = ", ".join(f"{name} {value:.4g}" for name, value in scores.values())
+        ours = ", ".join(f"{name} {results[i]:.4g}" for i, (name, _) in scores.items())
+        LOGGER.info(f"pycocotools on labels converted from YOLO format ({anno_json}): {theirs}; "
+                    f"{self.script}'s own {ours} are kept")
+        return results
+
+    def write_annotations(self, file):
+        """The dataset's labels as a COCO annotations file (for pycocotools when the dataset has none)."""
+        return coco.write_coco_annotations(self.dataloader.dataset, self.names, file, self.class_map)
+
+    def coco_scores(self, anno_json, pred_json, img_ids):
+        """pycocotools' scores as {index in the results: (name, value)}."""
+        stats = coco.coco_evaluate(anno_json, pred_json, img_ids=img_ids)
+        return {3: ("mAP50-95", float(stats[0])), 2: ("mAP50", float(stats[1]))}
 
 
 # ------------------------------------------------------------------------------------------------------- training
 class DetectionTrainer(BaseTrainer):
     """train.py: ``DetectionTrainer(DetectTrainConfig, callbacks, device, dist).fit()``."""
 
-    task = "detect"  # which images the loggers log (utils/loggers)
+    task = "detect"
+    log_plan = LogPlan()  # what the loggers send beyond scalars: the result plots at the end
     loss_names = ("box_loss", "obj_loss", "cls_loss")
     metric_keys = ("metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95")
     model_class = DetectionModel
     validator_class = DetectionValidator
-    val_script = "val"
     # ultralytics sets scheduler.last_epoch = start_epoch - 1 after LambdaLR's constructor has already stepped once, so
     # after warmup epoch e trains at lf(e - 1) (the warmup itself ramps to lf(e)); its classification does not do this
     scheduler_lag = 1
@@ -367,7 +429,7 @@ class DetectionTrainer(BaseTrainer):
         """The validation settings of this run: val.py's defaults with the trainer's data, batch and sizes."""
         args = dict(data=self.data, batch_size=self.local_batch_size * 2, imgsz=self.imgsz, half=self.amp,
                     single_cls=self.cfg.single_cls)
-        return ValConfig.from_opt(options(self.val_script, {**args, **changes}))
+        return ValConfig.from_opt(options(cli.TASKS[self.task].val, {**args, **changes}))
 
     def build_validator(self, plots=False, **changes):
         return self.validator_class(self.val_config(**changes), dataloader=self.val_loader, save_dir=self.save_dir,
@@ -379,12 +441,9 @@ class DetectionTrainer(BaseTrainer):
             iw = labels_to_image_weights(self.dataset.labels, nc=self.nc, class_weights=cw)
             self.dataset.indices = random.choices(range(self.dataset.n), weights=iw, k=self.dataset.n)
 
-    def preprocess_batch(self, raw):
-        imgs, targets, paths, _ = raw[:4]
-        imgs = imgs.to(self.device).float() / 255
-        if self.cfg.multi_scale:
-            imgs = self.multi_scale(imgs)
-        return {"img": imgs, "targets": targets, "paths": paths}
+    def preprocess_batch(self, raw: DetectionBatch) -> DetectionBatch:
+        imgs = raw.img.to(self.device).float() / 255
+        return raw._replace(img=self.multi_scale(imgs) if self.cfg.multi_scale else imgs)
 
     def multi_scale(self, imgs):
         """A random size in [0.5, 1.5] x imgsz (multiple of the grid) for this batch."""
@@ -396,7 +455,7 @@ class DetectionTrainer(BaseTrainer):
         return imgs
 
     def compute_loss(self, preds, batch):
-        loss, items = self.loss(preds, batch["targets"].to(self.device))
+        loss, items = self.loss(preds, batch.targets.to(self.device))
         return (loss * 4.0 if self.cfg.quad else loss), items
 
     def build_train_graph(self):
@@ -410,8 +469,8 @@ class DetectionTrainer(BaseTrainer):
         return TrainStepGraph(model, self.loss, loss_scale=4.0 if self.cfg.quad else 1.0)
 
     def train_step(self, batch):
-        if self.train_graph is not None and self.train_graph.accepts(batch["img"], self.local_batch_size):
-            return self.train_graph(batch["img"], batch["targets"].to(self.device))[1]
+        if self.train_graph is not None and self.train_graph.accepts(batch.img, self.local_batch_size):
+            return self.train_graph(batch.img, batch.targets.to(self.device))[1]
         return super().train_step(batch)
 
     def progress_header(self):
@@ -420,7 +479,7 @@ class DetectionTrainer(BaseTrainer):
 
     def progress_row(self, epoch, mem, mloss, batch):
         return ("%11s" * 2 + "%11.4g" * (2 + len(mloss))) % (f"{epoch}/{self.epochs - 1}", mem, *mloss,
-                                                             batch["targets"].shape[0], batch["img"].shape[-1])
+                                                             batch.targets.shape[0], batch.img.shape[-1])
 
     def validate(self, model, pbar=None):
         results, self.maps, _ = self.validator(model)
@@ -429,7 +488,7 @@ class DetectionTrainer(BaseTrainer):
     fitness_rows = staticmethod(fitness)
 
     def plot_batch(self, batch, ni):
-        plot_images(batch["img"], batch["targets"], batch["paths"], self.save_dir / f"train_batch{ni}.jpg", self.names)
+        plot_images(batch.img, batch.targets, batch.paths, self.save_dir / f"train_batch{ni}.jpg", self.names)
 
     def plot_metrics(self):
         plot_results(file=self.save_dir / "results.csv")
@@ -467,6 +526,7 @@ class DetectionPredictor(Predictor):
     """detect.py: NMS, boxes drawn with labels, YOLO label rows, crops per class."""
 
     task = "detect"
+    config_defaults = {"retina_masks": False}  # detect.py has no --retina-masks
 
     def postprocess(self, pred, im, im0s):
         cfg = self.cfg

@@ -24,6 +24,7 @@ from models.experimental import strip_optimizer
 from utils.annotator import Annotator, imwrite
 from utils.backend import from_numpy, inference_mode, select_device
 from utils.backend.graph import compile_forward
+from utils import cli
 from utils.cli import check_img_size
 from utils.data import loaders
 from utils.data.formats import IMG_FORMATS, VID_FORMATS
@@ -31,9 +32,6 @@ from utils.errors import FlagError, UserError
 from utils.files import increment_path
 from utils.log import LOGGER, colorstr
 from utils.runtime import DetectMultiBackend, Profile
-
-SCRIPTS = {"detect": "detect.py", "segment": "segment/predict.py", "classify": "classify/predict.py"}
-
 
 class SourceError(UserError, ValueError):
     """A --source that cannot be read: missing path, camera or stream that does not open, URL offline."""
@@ -159,6 +157,7 @@ class Predictor:
     """One prediction run: ``Predictor(PredictConfig)()`` returns the run folder (Path)."""
 
     task = "detect"
+    config_defaults = {}  # PredictConfig fields the task's script has no flag for (utils/engine/tasks.predict)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -177,7 +176,7 @@ class Predictor:
         self.model = DetectMultiBackend(cfg.weights, device=self.device, dnn=cfg.dnn, data=cfg.data, fp16=cfg.half)
         if self.model.task != self.task:
             raise FlagError(f"{cfg.weights} holds a {self.model.task} model, not a {self.task} model: use "
-                            f"{SCRIPTS[self.model.task]}")
+                            f"{cli.TASKS[self.model.task].file('predict')}")
         self.forward = compile_forward(self.model, log=LOGGER.info) if cfg.graph and self.model.pt else self.model
         self.names = self.model.names
         self.imgsz = check_img_size(imgsz, s=self.model.stride)

@@ -53,7 +53,9 @@ from utils.log import LOGGER, TQDM_BAR_FORMAT, colorstr
 from utils.backend.distributed import average_gradients
 from utils.backend.fused import fused_paths
 from utils.backend.graph import OptimizerStepGraph, ddp_graphs_hang, optimizer_step_note, train_step_note
-from utils.torch_utils import EarlyStopping, ModelEMA, de_parallel, init_seeds, smart_optimizer
+from utils.backend import init_seeds
+from utils.model_tools import de_parallel
+from utils.training import EarlyStopping, ModelEMA, smart_optimizer
 
 
 
@@ -291,8 +293,8 @@ class BaseTrainer:
                 self.last_opt_step = ni
             mloss = (mloss * i + backend.to_numpy(loss_items)) / (i + 1)
             pbar.set_description(self.progress_row(epoch, f"{cuda_memory_reserved_gb():.3g}G", mloss, batch))
-            self.callbacks.run("on_train_batch_end", self.model, ni, batch["img"], batch.get("targets"),
-                               batch.get("paths"), list(mloss))
+            self.callbacks.run("on_train_batch_end", self.model, ni, batch.img, batch.targets,
+                               getattr(batch, "paths", None), list(mloss))
             if self.plots and ni < 3:
                 self.plot_batch(batch, ni)
             if self.validate_on_last_batch and i == self.nb - 1 and self.dist.main:
@@ -333,7 +335,7 @@ class BaseTrainer:
         a single process's on the whole batch (exactly when BatchNorm statistics and loss normalisers agree).
         """
         with autocast(self.amp):
-            loss, loss_items = self.compute_loss(self.model(batch["img"]), batch)
+            loss, loss_items = self.compute_loss(self.model(batch.img), batch)
             if self.dist.ddp and self.scale_loss_by_world:
                 loss = loss * self.dist.world_size
         return loss, loss_items

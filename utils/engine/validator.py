@@ -27,6 +27,7 @@ from models.experimental import attempt_load, is_checkpoint_path
 from models.yolo import model_task
 from utils.backend import cuda_available, inference_mode, select_device, time_sync, to_numpy
 from utils.backend.graph import compile_forward
+from utils import cli
 from utils.callbacks import Callbacks
 from utils.errors import FlagError, UserError
 from utils.files import increment_path
@@ -66,14 +67,11 @@ def load_weights(weights, device, task, script, half=False, dnn=False, data=None
     return model, max(int(model.stride.max()), 32), names, True
 
 
-SCRIPTS = {"detect": "val.py", "segment": "segment/val.py", "classify": "classify/val.py"}
-
-
 def check_task(found, expected, weights, script):
-    """Refuse weights of another task, pointing at the script that validates them."""
+    """Refuse weights of another task, pointing at the script that validates them (utils.cli.TASKS)."""
     if found != expected:
-        raise ValidationError(f"{weights} holds a {found} model: {script} validates {expected} models; use "
-                              f"{SCRIPTS.get(found, 'the matching script')}")
+        other = cli.TASKS[found].file("val") if found in cli.TASKS else "the matching script"
+        raise ValidationError(f"{weights} holds a {found} model: {script} validates {expected} models; use {other}")
 
 
 class Timer:
@@ -105,6 +103,18 @@ class Validator:
     loss_count = 0  # loss items appended to the results (zeros when no loss is computed), as ultralytics
     graph = None  # --graph: compile the forward (None: cfg.graph; a trainer sets its own flag)
     compiled = None  # the compiled forward, kept across calls (a trainer validates the same EMA model every epoch)
+
+    # how a val script's run(**kwargs) (utils/engine/tasks.validate) builds the validator: its defaults for the
+    # flags, the constructor arguments it takes, and ultralytics' run() names for some of them
+    run_defaults = {}
+    init_args = ("dataloader", "save_dir", "plots", "callbacks", "compute_loss")
+    run_args = {}
+    sweeps = False  # --task speed / study (the detection tasks)
+
+    @classmethod
+    def adjust_opt(cls, opt):
+        """The parsed flags as the original script adjusts them before running (returns ``opt``)."""
+        return opt
 
     def __init__(self, cfg, dataloader=None, save_dir=None, plots=True, callbacks=None, compute_loss=None):
         self.cfg = cfg

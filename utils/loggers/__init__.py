@@ -13,6 +13,7 @@ written by the trainer. The trainer reaches the loggers only through its callbac
 """
 
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -26,6 +27,19 @@ DETECT_KEYS = ("train/box_loss", "train/obj_loss", "train/cls_loss", "metrics/pr
                "x/lr1", "x/lr2")
 RESULT_PLOTS = ("results.png", "confusion_matrix.png", "F1_curve.png", "PR_curve.png", "P_curve.png", "R_curve.png")
 VALIDATED_PREFIXES = ("metrics/", "val/", "test/")  # results.csv columns that only a validation measures
+
+
+class LogPlan(NamedTuple):
+    """The images (and final scalars) a task's run sends beyond the per-epoch scalars: each trainer's ``log_plan``.
+
+    The default is detection's: the result plots at the end.
+    """
+
+    start_images: tuple = ()  # (file, title) pairs logged after the set-up (classification: train_images.jpg)
+    mosaic_batch: Optional[int] = None  # with plots, the train*.jpg mosaics as 'Mosaics' after this batch
+    end_images: tuple = ()  # (file, title) pairs logged at the end (classification: test_images.jpg)
+    result_plots: bool = True  # results.png, the confusion matrix and curves at the end
+    final_validation: bool = False  # also the final validation's numbers and val*.jpg, one step past the last epoch
 
 
 def validated_columns(keys):
@@ -121,14 +135,14 @@ class Loggers:
         save_dir: the run folder (the event file goes there). weights: unused (ultralytics reads a W&B run id there).
         opt: the training flags (a dict or a Namespace). hyp: the hyperparameters. logger: the console logger.
         include: which of LOGGERS to use. keys: the results.csv columns after 'epoch' (or a function returning
-            them, read at each epoch). task: 'detect', 'segment' or 'classify' (which images are logged when).
+            them, read at each epoch). plan: which images are logged when (LogPlan; the trainer's ``log_plan``).
     """
 
     def __init__(self, save_dir=None, weights=None, opt=None, hyp=None, logger=LOGGER, include=LOGGERS,
-                 keys=DETECT_KEYS, task="detect"):
+                 keys=DETECT_KEYS, plan=LogPlan()):
         self.save_dir = Path(save_dir)
         self.opt, self.hyp = _as_dict(opt), dict(hyp or {})
-        self.logger, self.include, self.task = logger, tuple(include), task
+        self.logger, self.include, self.plan = logger, tuple(include), plan
         self.plots = not self.opt.get("noplots") and not self.opt.get("evolve")
         self._keys = keys
         self.epochs = int(self.opt.get("epochs") or 0)
@@ -150,7 +164,7 @@ class Loggers:
         """Loggers for ``trainer``'s run, registered on its callbacks (call on rank 0; ``detach`` after the run)."""
         cfg = trainer.cfg
         loggers = cls(trainer.save_dir, getattr(cfg, "weights", None), cfg.opt, trainer.hyp, include=include,
-                      keys=trainer.result_keys, task=getattr(trainer, "task", "detect"))
+                      keys=trainer.result_keys, plan=getattr(trainer, "log_plan", LogPlan()))
         loggers.register(trainer.callbacks)
         return loggers
 
@@ -170,11 +184,11 @@ class Loggers:
 
     # ---------------------------------------------------------------------------------------------- the hooks
     def on_pretrain_routine_end(self, *args):
-        if self.task == "classify":
-            self.sinks.images([self.save_dir / "train_images.jpg"], "Train Examples", 0)
+        for file, title in self.plan.start_images:
+            self.sinks.images([self.save_dir / file], title, 0)
 
     def on_train_batch_end(self, model, ni, imgs, targets, paths, vals=None):
-        if self.task == "segment" and self.plots and ni == 10:
+        if self.plots and ni == self.plan.mosaic_batch:
             self.sinks.images(sorted(self.save_dir.glob("train*.jpg")), "Mosaics", self.epoch)
 
     def on_fit_epoch_end(self, vals, epoch, best_fitness=None, fi=None):
@@ -190,15 +204,15 @@ class Loggers:
     def on_train_end(self, last, best, epoch, results):
         save_dir = self.save_dir
         plots = [save_dir / f for f in RESULT_PLOTS]
-        if self.task == "classify":
-            self.sinks.images([save_dir / "test_images.jpg"], "Test Examples (true-predicted)", epoch)
-        elif self.task == "segment":
+        for file, title in self.plan.end_images:
+            self.sinks.images([save_dir / file], title, epoch)
+        if self.plan.final_validation:
             keys = self.keys
             first = sum(k.startswith("train/") for k in keys)  # the final validation's metrics and losses
             self.sinks.scalars(dict(zip(keys[first:first + len(results)], map(float, results))), self.epochs)
             self.sinks.images(plots, "Results", epoch + 1)
             self.sinks.images(sorted(save_dir.glob("val*.jpg")), "Validation", epoch + 1)
-        else:
+        elif self.plan.result_plots:
             self.sinks.images(plots, "Results", epoch)
         if not self.opt.get("evolve"):
             self.sinks.model(best if Path(best).exists() else last, epoch)

@@ -16,6 +16,7 @@ import numpy as np
 
 from utils.backend import from_numpy, torch
 from utils.boxes import xyxy2xywhn
+from utils.data.batch import MaskBatch
 from utils.data.augment import copy_paste, mixup, random_perspective
 from utils.data.datasets import LoadImagesAndLabels
 from utils.errors import FlagError
@@ -34,9 +35,9 @@ class LoadImagesAndLabelsAndMasks(LoadImagesAndLabels):
 
     def __init__(self, path, img_size=640, batch_size=16, augment=False, hyp=None, rect=False, image_weights=False,
                  cache_images=False, single_cls=False, stride=32, pad=0.0, min_items=0, prefix="", workers=8,
-                 downsample_ratio=1, overlap=False):
+                 downsample_ratio=1, overlap=False, rank=-1):
         super().__init__(path, img_size, batch_size, augment, hyp, rect, image_weights, cache_images, single_cls,
-                         stride, pad, min_items, prefix, workers)
+                         stride, pad, min_items, prefix, workers, rank)
         if int(downsample_ratio) < 1:
             raise FlagError(f"downsample_ratio (--mask-ratio) must be an integer >= 1, not {downsample_ratio}")
         self.downsample_ratio = int(downsample_ratio)
@@ -124,7 +125,7 @@ class LoadImagesAndLabelsAndMasks(LoadImagesAndLabels):
             lb[:, 0] = i
         wide = any(m.dtype != torch.uint8 for m in masks)  # an index image of > 255 instances is int32
         masks = [m.to(torch.int32) for m in masks] if wide else list(masks)
-        return torch.stack(im, 0), torch.cat(label, 0), path, shapes, torch.cat(masks, 0)
+        return MaskBatch(torch.stack(im, 0), torch.cat(label, 0), path, shapes, torch.cat(masks, 0))
 
     @staticmethod
     def collate_fn4(batch):

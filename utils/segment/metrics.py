@@ -11,16 +11,14 @@ with RLE masks (val.py --save-json), built on utils/coco.py's detection rows.
 """
 
 import functools
-import json
 from multiprocessing.pool import ThreadPool
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from utils.backend import F, from_numpy, is_tensor, to_numpy
-from utils.coco import prediction_rows, yolo_to_coco
-from utils.metrics import ap_per_class, match_predictions
+from utils.coco import coco_evaluate, prediction_rows, write_json, yolo_to_coco
+from utils.metrics import Metric, ap_results, match_predictions
 from utils.metrics import fitness as box_fitness
 from utils.segment.masks import mask_iou, split_overlap_mask
 
@@ -108,69 +106,15 @@ def ap_per_class_box_and_mask(tp_m, tp_b, conf, pred_cls, target_cls, curves=Non
         tp_m, tp_b: (N, T) bool, correct by mask / by box. conf, pred_cls: (N,). target_cls: (M,).
         curves: a dict to fill with {'Box': ..., 'Mask': ...} curves for utils.plots.plot_ap_curves(prefix=key).
     Returns:
-        {'boxes': {'p', 'r', 'ap', 'f1', 'ap_class'}, 'masks': {...}} as ultralytics (ap is (C, T)).
+        {'boxes': {'tp', 'fp', 'p', 'r', 'f1', 'ap', 'ap_class'}, 'masks': {...}} as ultralytics (ap is (C, T)).
     """
     results = {}
     for key, name, tp in (("boxes", "Box", tp_b), ("masks", "Mask", tp_m)):
         c = {} if curves is not None else None
-        _, _, p, r, f1, ap, ap_class = ap_per_class(tp, conf, pred_cls, target_cls, curves=c)
-        results[key] = {"p": p, "r": r, "ap": ap, "f1": f1, "ap_class": ap_class}
+        results[key] = ap_results(tp, conf, pred_cls, target_cls, curves=c)
         if curves is not None:
             curves[name] = c
     return results
-
-
-class Metric:
-    """One kind's (boxes' or masks') per-class results and their means."""
-
-    def __init__(self):
-        self.p, self.r, self.f1, self.all_ap, self.ap_class_index = [], [], [], [], []
-
-    @property
-    def ap50(self):
-        """AP@0.5 per class, (C,) or []."""
-        return self.all_ap[:, 0] if len(self.all_ap) else []
-
-    @property
-    def ap(self):
-        """AP@0.5:0.95 per class, (C,) or []."""
-        return self.all_ap.mean(1) if len(self.all_ap) else []
-
-    @property
-    def mp(self):
-        return float(np.mean(self.p)) if len(self.p) else 0.0
-
-    @property
-    def mr(self):
-        return float(np.mean(self.r)) if len(self.r) else 0.0
-
-    @property
-    def map50(self):
-        return float(self.all_ap[:, 0].mean()) if len(self.all_ap) else 0.0
-
-    @property
-    def map(self):
-        return float(self.all_ap.mean()) if len(self.all_ap) else 0.0
-
-    def mean_results(self):
-        """(mp, mr, map50, map)."""
-        return self.mp, self.mr, self.map50, self.map
-
-    def class_result(self, i):
-        """(p, r, ap50, ap) of the i-th class with labels."""
-        return self.p[i], self.r[i], self.ap50[i], self.ap[i]
-
-    def get_maps(self, nc):
-        """mAP@0.5:0.95 per class index 0..nc-1; classes without labels get the mean."""
-        maps = np.zeros(nc) + self.map
-        for i, c in enumerate(self.ap_class_index):
-            maps[c] = self.ap[i]
-        return maps
-
-    def update(self, results):
-        """Take one entry of ap_per_class_box_and_mask(): {'p', 'r', 'ap', 'f1', 'ap_class'}."""
-        self.p, self.r, self.all_ap = results["p"], results["r"], results["ap"]
-        self.f1, self.ap_class_index = results["f1"], results["ap_class"]
 
 
 class Metrics:
@@ -270,11 +214,8 @@ def yolo_to_coco_segments(im_files, labels, segments, shapes, names, class_map=N
 
 def write_coco_segment_annotations(dataset, names, file, class_map=None):
     """Write yolo_to_coco_segments() of a LoadImagesAndLabels-like dataset (im_files, labels, segments, shapes)."""
-    d = yolo_to_coco_segments(dataset.im_files, dataset.labels, dataset.segments, dataset.shapes, names, class_map)
-    Path(file).parent.mkdir(parents=True, exist_ok=True)
-    with open(file, "w") as f:
-        json.dump(d, f)
-    return Path(file)
+    coco = yolo_to_coco_segments(dataset.im_files, dataset.labels, dataset.segments, dataset.shapes, names, class_map)
+    return write_json(coco, file)
 
 
 def coco_evaluate_masks(anno_json, pred_json, img_ids=None):
@@ -283,19 +224,5 @@ def coco_evaluate_masks(anno_json, pred_json, img_ids=None):
     Returns:
         (map_bbox, map50_bbox, map_mask, map50_mask): stats[0:2] of each evaluation.
     """
-    from pycocotools.coco import COCO  # noqa: PLC0415 (optional dependency)
-    from pycocotools.cocoeval import COCOeval  # noqa: PLC0415
-
-    anno = COCO(str(anno_json))
-    pred = anno.loadRes(str(pred_json) if isinstance(pred_json, (str, Path)) else pred_json)
-    results = []
-    for iou_type in ("bbox", "segm"):
-        ev = COCOeval(anno, pred, iou_type)
-        if img_ids is not None:
-            ev.params.imgIds = list(img_ids)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-        results.extend(float(x) for x in ev.stats[:2])
-    return tuple(results)
-
+    box, mask = coco_evaluate(anno_json, pred_json, img_ids=img_ids, iou_types=("bbox", "segm"))
+    return float(box[0]), float(box[1]), float(mask[0]), float(mask[1])
