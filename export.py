@@ -32,7 +32,7 @@ from utils.export import ExportError, export  # noqa: E402, F401 (export.ExportE
 
 
 def run(**kwargs):
-    """Export ``weights`` (one file) to each format of ``include``; returns the written paths (see utils/export.py).
+    """Export ``weights`` (one file) to each format of ``include``; returns the written paths (see utils/export/).
 
     Keywords are export.py's flags; as ultralytics' run(), ``include`` defaults to ('torchscript', 'onnx') here.
     """

@@ -395,7 +395,7 @@ class MixConv2d(nn.Module):
 def __getattr__(name):
     """``from models.common import DetectMultiBackend, AutoShape, Detections`` as in ultralytics' user scripts.
 
-    Those classes run models, so they live above models/ (utils/runtime.py, utils/autoshape.py); resolving them only
+    Those classes run models, so they live above models/ (utils/runtime/, utils/autoshape.py); resolving them only
     when an outside script asks keeps models/ free of upward imports. Nothing inside this project uses this path.
     """
     if name == "DetectMultiBackend":

@@ -281,6 +281,30 @@ def test_detect_multibackend_onnxruntime_and_dnn(assets):
         ort(from_numpy(probe_images((1, 3, 96, IMGSZ))))
 
 
+def test_the_runtime_reads_the_recorded_task(assets, tmp_path):
+    """The task comes from the file's metadata; only a file without it (ultralytics' own exports) is judged by its
+    outputs, and a task this build does not know is refused by name."""
+    import onnx
+
+    from utils.runtime import DetectMultiBackend, UnsupportedFormatError
+
+    def with_task(task, name):
+        proto = onnx.load(str(assets["onnx"]))
+        props = [(p.key, p.value) for p in proto.metadata_props if p.key != "task"]
+        del proto.metadata_props[:]
+        for k, v in props + ([("task", task)] if task else []):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(proto, str(tmp_path / name))
+        return str(tmp_path / name)
+
+    assert DetectMultiBackend(str(assets["onnx"])).task == "detect"
+    assert DetectMultiBackend(with_task(None, "unrecorded.onnx")).task == "detect"  # one (b, n, no) output
+    assert DetectMultiBackend(with_task("classify", "recorded.onnx")).task == "classify"  # the record wins
+    with pytest.raises(UnsupportedFormatError, match="holds a 'keypoints' model"):
+        DetectMultiBackend(with_task("keypoints", "other.onnx"))
+
+
 def test_detect_val_and_hub_give_native_results(assets, tmp_path):
     import detect
     import hubconf

@@ -173,7 +173,10 @@ def _opt(monkeypatch, *args):
 
 def test_main_warns_on_high_conf_and_runs_speed_and_study(monkeypatch, tmp_cwd):
     calls, infos = [], []
-    monkeypatch.setattr(val, "run", lambda **kw: calls.append(kw) or ((0.5, 0.5, 0.4, 0.3, 0, 0, 0), None, (1, 2, 3)))
+    from utils.engine import tasks
+
+    result = ((0.5, 0.5, 0.4, 0.3, 0, 0, 0), None, (1, 2, 3))
+    monkeypatch.setattr(tasks, "validate", lambda name, /, **kw: calls.append(kw) or result)
     monkeypatch.setattr(LOGGER, "info", lambda msg, *a: infos.append(str(msg)))
     val.main(_opt(monkeypatch, "--conf-thres", "0.25"))
     assert any("confidence threshold 0.25 > 0.001 produces invalid results" in m for m in infos)
@@ -181,7 +184,7 @@ def test_main_warns_on_high_conf_and_runs_speed_and_study(monkeypatch, tmp_cwd):
     val.main(_opt(monkeypatch, "--task", "speed", "--weights", "a.pt", "b.pt"))
     assert [(c["weights"], c["conf_thres"], c["iou_thres"], c["save_json"], c["plots"]) for c in calls] == \
         [("a.pt", 0.25, 0.45, False, False), ("b.pt", 0.25, 0.45, False, False)]
-    monkeypatch.setattr(val, "STUDY_SIZES", (64, 96))
+    monkeypatch.setattr(tasks, "STUDY_SIZES", (64, 96))
     val.main(_opt(monkeypatch, "--task", "study", "--weights", "w.pt"))
     rows = np.loadtxt(tmp_cwd / "study_coco128_w.txt")
     assert rows.shape == (2, 10) and (tmp_cwd / "study.zip").is_file() and (tmp_cwd / "study.png").is_file()

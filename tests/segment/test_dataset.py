@@ -18,7 +18,7 @@ from utils.boxes import segment2box, xywhn2xyxy
 from utils.data.augment import random_perspective
 from utils.data.dataset_yaml import check_dataset
 from utils.data.formats import img2label_paths, load_label_cache, verify_image_label
-from utils.data.synthetic import TASKS, make_dataset
+from utils.data.synthetic import DATASETS, make_dataset
 from utils.log import LOGGER
 from utils.segment.dataloaders import create_dataloader
 from utils.segment.dataset import LoadImagesAndLabelsAndMasks
@@ -238,7 +238,7 @@ def test_bad_polygon_files_warn_and_are_kept(tmp_path, logs):
 # ------------------------------------------------------------------------------------------------------ dataset yaml
 def test_synthetic_seg_yaml_generates_polygon_data(tmp_path):
     spec = yaml.safe_load((ROOT / "data/synthetic-seg.yaml").read_text())
-    assert Path(spec["path"]).name == TASKS["segment"] and spec["generate"]["task"] == "segment"
+    assert Path(spec["path"]).name == DATASETS["segment"].name and spec["generate"]["task"] == "segment"
     det = yaml.safe_load((ROOT / "data/synthetic.yaml").read_text())
     assert spec["names"] == det["names"]
     spec.update(path=str(tmp_path / "synthetic-seg"), generate=dict(spec["generate"], n_train=2, n_val=2))

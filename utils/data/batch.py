@@ -13,7 +13,7 @@ pin_memory handle them as they handle tuples. A stage that changes a field makes
 (``batch._replace(img=batch.img.float() / 255)``): the loader's batch is never modified in place.
 """
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Union
 
 
 class Batch(NamedTuple):
@@ -40,3 +40,7 @@ class MaskBatch(NamedTuple):
     paths: tuple
     shapes: tuple
     masks: Any  # (b, h, w) index images (overlap) or (n, h, w) 0/1 masks in target order (--no-overlap)
+
+
+AnyBatch = Union[Batch, DetectionBatch, MaskBatch]  # what the engine's base-class hooks pass (utils/engine/)
+Tensor = Any  # a tensor of the active backend (oneflow.Tensor or torch.Tensor): utils/backend picks the framework

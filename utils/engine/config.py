@@ -174,31 +174,18 @@ class ClassifyTrainConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
-class ValConfig(_FromOpt):
-    """A standalone validation run (val.py, segment/val.py; the trainer sets the fields it uses too).
-
-    Attributes mirror the val.py flags: data, weights (a path or a list: an ensemble), batch_size, imgsz, conf_thres,
-    iou_thres, max_det, task ('train'|'val'|'test'|'speed'|'study'), device, workers, single_cls, augment, verbose,
-    save_txt, save_hybrid, save_conf, save_json, project, name, exist_ok, half, dnn.
-    """
+class ClassifyValConfig(_FromOpt):
+    """A standalone validation's settings that every task has (classify/val.py's flags, all of them): data, weights
+    (a path or a list: an ensemble), batch_size, imgsz, device, workers, verbose, project, name, exist_ok, half, dnn,
+    graph."""
 
     data: object
     weights: object
     batch_size: int
     imgsz: int
-    conf_thres: float
-    iou_thres: float
-    max_det: int
-    task: str
     device: str
     workers: int
-    single_cls: bool
-    augment: bool
     verbose: bool
-    save_txt: bool
-    save_hybrid: bool
-    save_conf: bool
-    save_json: bool
     project: Path
     name: str
     exist_ok: bool
@@ -208,22 +195,21 @@ class ValConfig(_FromOpt):
 
 
 @dataclass(frozen=True)
-class ClassifyValConfig(_FromOpt):
-    """A standalone classification validation (classify/val.py flags)."""
+class ValConfig(ClassifyValConfig):
+    """A standalone detection or segmentation validation (val.py, segment/val.py; the trainer sets the fields it uses
+    too): ClassifyValConfig's settings plus conf_thres, iou_thres, max_det, task ('train'|'val'|'test'|'speed'|'study'),
+    single_cls, augment, save_txt, save_hybrid, save_conf, save_json."""
 
-    data: object
-    weights: object
-    batch_size: int
-    imgsz: int
-    device: str
-    workers: int
-    verbose: bool
-    project: Path
-    name: str
-    exist_ok: bool
-    half: bool
-    dnn: bool
-    graph: bool
+    conf_thres: float
+    iou_thres: float
+    max_det: int
+    task: str
+    single_cls: bool
+    augment: bool
+    save_txt: bool
+    save_hybrid: bool
+    save_conf: bool
+    save_json: bool
 
 
 @dataclass(frozen=True)
@@ -249,7 +235,6 @@ class PredictConfig(_FromOpt):
     dnn: bool
     graph: bool
     vid_stride: int
-    graph: bool
     conf_thres: float
     iou_thres: float
     max_det: int

@@ -7,7 +7,14 @@ layer count / classes / image size, class weights, image-weighted sampling, mult
 ``DetectionValidator`` is val.py: NMS with multi-label rows, predictions and labels scaled back to the original image,
 greedy-by-IoU matching at IoU 0.50:0.05:0.95, AP per class, the confusion matrix, --save-txt / --save-hybrid /
 --save-conf / --save-json, pycocotools. After NMS all per-image work is NumPy, so both backends give identical numbers
-for identical predictions.
+for identical predictions. Its per-image steps are hooks that segmentation fills in with masks, so the scoring,
+saving and --save-json logic exists once:
+
+    boxes(pred)                        the (n, 6+) rows of one image's postprocess() output
+    image_outputs(si, pred, input_hw)  what else the image yields for matching and saving (masks), or None
+    unmatched(n), match(predn, labelsn, si, batch, extra)   the stats' correctness columns (one per kind of match)
+    json_rows(...), write_annotations(file), coco_scores(...)   the --save-json rows, labels and pycocotools' numbers
+    compute_metrics(curves), row_format                      the run's metrics and how a results row prints
 """
 
 import json

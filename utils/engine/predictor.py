@@ -17,8 +17,10 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
+import numpy as np
 
 from models.experimental import strip_optimizer
 from utils.annotator import Annotator, imwrite
@@ -27,6 +29,7 @@ from utils.backend.graph import compile_forward
 from utils import cli
 from utils.cli import check_img_size
 from utils.data import loaders
+from utils.data.batch import Tensor
 from utils.data.formats import IMG_FORMATS, VID_FORMATS
 from utils.errors import FlagError, UserError
 from utils.files import increment_path
@@ -187,7 +190,7 @@ class Predictor:
         (self.save_dir / "labels" if cfg.save_txt else self.save_dir).mkdir(parents=True, exist_ok=True)
         self.videos, self.windows = VideoSaver(self.bs), []
 
-    def source_args(self):
+    def source_args(self) -> dict:
         return {}
 
     def __call__(self):
@@ -217,13 +220,13 @@ class Predictor:
             strip_weights(cfg.weights)
         return self.save_dir
 
-    def preprocess(self, im):
+    def preprocess(self, im: np.ndarray) -> Tensor:
         im = from_numpy(im, self.model.device)
         im = im.half() if self.model.fp16 else im.float()
         im /= 255
         return im[None] if len(im.shape) == 3 else im
 
-    def empty_note(self, results):
+    def empty_note(self, results: list) -> str:
         return "" if len(results[-1]) else "(no detections), "
 
     def log_summary(self, t):
@@ -272,10 +275,10 @@ class Predictor:
         cv2.waitKey(1)
 
     # ------------------------------------------------------------------------------------------------ task hooks
-    def postprocess(self, pred, im, im0s):
+    def postprocess(self, pred: Any, im: Tensor, im0s: Any) -> list:
         raise NotImplementedError
 
-    def write_result(self, i, result, frame, im):
+    def write_result(self, i: int, result: Any, frame: Frame, im: Tensor) -> str:
         raise NotImplementedError
 
 

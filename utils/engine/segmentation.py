@@ -12,7 +12,6 @@ from models.yolo import SegmentationModel
 from utils.annotator import colors
 from utils.backend import to_numpy, torch
 from utils.boxes import scale_boxes, scale_segments
-from utils.coco import coco_evaluate
 from utils.data.batch import MaskBatch
 from utils.engine.detection import DetectionPredictor, DetectionTrainer, DetectionValidator, describe
 from utils.files import find_file
@@ -24,9 +23,9 @@ from utils.plots import output_to_target
 from utils.segment.dataset import mask_loader_args
 from utils.segment.loss import ComputeLoss
 from utils.segment.masks import masks2segments, process_mask, process_mask_native, process_mask_upsample, scale_image
-from utils.segment.metrics import (METRIC_KEYS, RESULTS_CSV_WIDTH, VAL_HEADER, VAL_ROW, compute_metrics, fitness,
-                                   image_gt_masks, prediction_rows_with_masks, process_batch_masks,
-                                   write_coco_segment_annotations)
+from utils.segment.metrics import (METRIC_KEYS, RESULTS_CSV_WIDTH, VAL_HEADER, VAL_ROW, coco_evaluate_masks,
+                                   compute_metrics, fitness, image_gt_masks, prediction_rows_with_masks,
+                                   process_batch_masks, write_coco_segment_annotations)
 from utils.segment.plots import draw_masks, plot_images_and_masks, plot_results_with_masks
 
 NM = 32  # mask coefficients per detection (prototype channels)
@@ -134,9 +133,9 @@ class SegmentationValidator(DetectionValidator):
         return write_coco_segment_annotations(self.dataloader.dataset, self.names, file, self.class_map)
 
     def coco_scores(self, anno_json, pred_json, img_ids):
-        box, mask = coco_evaluate(anno_json, pred_json, img_ids=img_ids, iou_types=("bbox", "segm"))
-        return {3: ("box mAP50-95", float(box[0])), 2: ("box mAP50", float(box[1])),
-                7: ("mask mAP50-95", float(mask[0])), 6: ("mask mAP50", float(mask[1]))}
+        map_b, map50_b, map_m, map50_m = coco_evaluate_masks(anno_json, pred_json, img_ids=img_ids)
+        return {3: ("box mAP50-95", map_b), 2: ("box mAP50", map50_b), 7: ("mask mAP50-95", map_m),
+                6: ("mask mAP50", map50_m)}
 
 
 # ------------------------------------------------------------------------------------------------------- training

@@ -56,10 +56,11 @@ def train(task, opt, callbacks=None):
 
 
 # ----------------------------------------------------------------------------------------------------- validation
-def validate(task, **kwargs):
+def validate(task, /, **kwargs):
     """A val script's run(**kwargs): validate once. ``kwargs`` are the script's flags plus what a trainer passes
     (``model``, and the validator's own arguments: dataloader, save_dir, plots, callbacks, compute_loss and the
-    task's extras, under ultralytics' names); returns the validator's (results, per-class values, speeds)."""
+    task's extras, under ultralytics' names; ``task`` is positional only: val.py has a --task flag); returns the
+    validator's (results, per-class values, speeds)."""
     row = TASKS[task]
     v = row.validator
     model = kwargs.pop("model", None)

@@ -13,7 +13,8 @@ end. A task says what differs, through these hooks:
     before_training()        steps before the first epoch (AutoAnchor, label plots); rank 0, not when resuming
     after_setup()            model attributes and loss settings once the data is known (hyp scaling, class weights)
     build_loss(), build_validator()
-    preprocess_batch(raw)    the loader's batch -> a dict: 'img' (float 0-1 on the device) + the task's targets
+    preprocess_batch(raw)    the loader's batch record -> the same record, 'img' float 0-1 on the device
+                             (utils/data/batch.py: Batch, DetectionBatch, MaskBatch)
     compute_loss(preds, batch) -> (loss to backpropagate, detached loss items)
     train_step(batch), build_train_graph()   forward + loss + backward of a batch (eager by default; detection's
                              uses the compiled step of --graph on OneFlow)
@@ -33,6 +34,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import yaml
@@ -45,15 +47,17 @@ from utils.backend import (GradScaler, autocast, clip_grad_norm_, cuda_memory_re
                            load_optimizer_state, optimizer_state)
 from utils.autobatch import check_train_batch_size
 from utils.callbacks import Callbacks
+from utils.data.batch import AnyBatch, Tensor
 from utils.dist import Dist
 from utils.engine.config import plain
 from utils.engine.interrupt import SignalStop, interrupted, script_name
+from utils.engine.validator import Validator
 from utils.errors import FlagError, report
 from utils.log import LOGGER, TQDM_BAR_FORMAT, colorstr
 from utils.backend.distributed import average_gradients
 from utils.backend.fused import fused_paths
 from utils.backend.graph import OptimizerStepGraph, ddp_graphs_hang, optimizer_step_note, train_step_note
-from utils.backend import init_seeds
+from utils.backend import init_seeds, nn
 from utils.model_tools import de_parallel
 from utils.training import EarlyStopping, ModelEMA, smart_optimizer
 
@@ -308,7 +312,7 @@ class BaseTrainer:
         self.lr = [float(g["lr"]) for g in self.optimizer.param_groups]
         return mloss
 
-    def train_step(self, batch):
+    def train_step(self, batch: AnyBatch) -> Tensor:
         """Forward, loss and backward of one batch (gradients added to .grad); returns the detached loss items."""
         loss, loss_items = self.forward_loss(batch)
         self.scaler.scale(loss).backward()
@@ -463,50 +467,50 @@ class BaseTrainer:
         """The learning rates logged for ``epoch`` (one per lr_keys)."""
         return list(self.lr)
 
-    def plot_batch(self, batch, ni):
+    def plot_batch(self, batch: AnyBatch, ni: int) -> None:
         pass
 
-    def plot_metrics(self):
+    def plot_metrics(self) -> None:
         pass
 
-    def final_validation(self):
+    def final_validation(self) -> None:
         pass
 
     # ------------------------------------------------------------------------------------------- task hooks
-    def load_data(self):
+    def load_data(self) -> None:
         raise NotImplementedError
 
-    def build_model(self):
+    def build_model(self) -> nn.Module:
         raise NotImplementedError
 
-    def build_dataloaders(self):
+    def build_dataloaders(self) -> tuple[Iterable, Optional[Iterable]]:
         raise NotImplementedError
 
-    def optimizer_settings(self):
+    def optimizer_settings(self) -> tuple[float, float, float, int]:
         raise NotImplementedError
 
-    def lr_lambda(self):
+    def lr_lambda(self) -> Callable[[int], float]:
         raise NotImplementedError
 
-    def build_loss(self):
+    def build_loss(self) -> Callable:
         raise NotImplementedError
 
-    def build_validator(self):
+    def build_validator(self) -> Validator:
         raise NotImplementedError
 
-    def preprocess_batch(self, raw):
+    def preprocess_batch(self, raw: AnyBatch) -> AnyBatch:
         raise NotImplementedError
 
-    def compute_loss(self, preds, batch):
+    def compute_loss(self, preds: Any, batch: AnyBatch) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def progress_header(self):
+    def progress_header(self) -> Optional[str]:
         raise NotImplementedError
 
-    def progress_row(self, epoch, mem, mloss, batch):
+    def progress_row(self, epoch: int, mem: str, mloss: np.ndarray, batch: AnyBatch) -> str:
         raise NotImplementedError
 
-    def validate(self, model, pbar=None):
+    def validate(self, model: nn.Module, pbar: Any = None) -> Sequence[float]:
         raise NotImplementedError
 
     @staticmethod

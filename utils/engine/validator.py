@@ -7,28 +7,33 @@ accumulated validation loss (as many items as the task's loss has), the progress
     load_data()                                the dataset description (standalone runs): sets self.data, self.nc
     load_model()                               (model, stride, names, pt) from cfg.weights (standalone runs)
     build_dataloader()                         the loader of the split being validated (standalone runs)
-    preprocess(batch) -> dict                  'img' float 0-1 on the device + the task's targets
+    preprocess(batch) -> batch                 the record (utils/data/batch.py), 'img' float 0-1 on the device
     inference(batch) -> (preds, train_out)     train_out feeds the loss (None when there is none)
     loss_items(train_out, batch)               the detached loss items of one batch
     postprocess(preds, batch)                  NMS and the like
     update_metrics(preds, batch)               per-image matching and statistics
     plot_batch(batch_i, batch, preds), header(), init_metrics(), finalize() -> (metric values, per-class values)
 
+and, for the val scripts (utils/engine/tasks.py), ``run_defaults``, ``init_args``, ``run_args``, ``sweeps`` and
+``adjust_opt(opt)``. Detection's validator adds the per-image hooks segmentation fills in (utils/engine/detection.py).
+
 A call returns ``(metric values + mean loss items, per-class values, (pre-process, inference, post-process) ms)``.
 """
 
 import zipfile
 from pathlib import Path
+from typing import Any, Iterable, Optional
 
 import numpy as np
 from tqdm import tqdm
 
 from models.experimental import attempt_load, is_checkpoint_path
 from models.yolo import model_task
-from utils.backend import cuda_available, inference_mode, select_device, time_sync, to_numpy
+from utils.backend import cuda_available, inference_mode, nn, select_device, time_sync, to_numpy
 from utils.backend.graph import compile_forward
 from utils import cli
 from utils.callbacks import Callbacks
+from utils.data.batch import AnyBatch, Tensor
 from utils.errors import FlagError, UserError
 from utils.files import increment_path
 from utils.log import LOGGER, TQDM_BAR_FORMAT
@@ -205,45 +210,45 @@ class Validator:
             names = ", ".join(f"%.1fms {n}" for n in self.speed_names)
             LOGGER.info(f"Speed: {names} per image at shape {shape}" % self.speeds())
 
-    def end_batch(self, batch_i, batch, preds):
+    def end_batch(self, batch_i: int, batch: AnyBatch, preds: list) -> None:
         """The on_val_batch_end callback (tasks pass ultralytics' arguments)."""
         self.callbacks.run("on_val_batch_end")
 
     # ------------------------------------------------------------------------------------------------ task hooks
-    def header(self):
+    def header(self) -> str:
         return ""
 
-    def load_data(self):
+    def load_data(self) -> dict:
         raise NotImplementedError
 
-    def load_model(self):
+    def load_model(self) -> tuple[nn.Module, int, dict, bool]:
         raise NotImplementedError
 
-    def build_dataloader(self):
+    def build_dataloader(self) -> Iterable:
         raise NotImplementedError
 
-    def preprocess(self, raw):
+    def preprocess(self, raw: AnyBatch) -> AnyBatch:
         raise NotImplementedError
 
-    def inference(self, batch):
+    def inference(self, batch: AnyBatch) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def loss_items(self, train_out, batch):
+    def loss_items(self, train_out: Any, batch: AnyBatch) -> Tensor:
         return self.compute_loss(train_out, batch)[1]
 
-    def init_metrics(self):
+    def init_metrics(self) -> None:
         raise NotImplementedError
 
-    def postprocess(self, preds, batch):
+    def postprocess(self, preds: Any, batch: AnyBatch) -> list:
         return preds
 
-    def update_metrics(self, preds, batch):
+    def update_metrics(self, preds: list, batch: AnyBatch) -> None:
         raise NotImplementedError
 
-    def plot_batch(self, batch_i, batch, preds):
+    def plot_batch(self, batch_i: int, batch: AnyBatch, preds: list) -> None:
         pass
 
-    def finalize(self):
+    def finalize(self) -> tuple[tuple, Optional[np.ndarray]]:
         """Compute, print and save the metrics; return (metric values, per-class values)."""
         raise NotImplementedError
 
