@@ -79,3 +79,36 @@ def tmp_cwd(tmp_path, monkeypatch):
 
 
 __all__ = ["ROOT", "reference_env", "other_env", "shutil"]
+
+
+@pytest.fixture
+def log_lines(monkeypatch):
+    """Messages logged through LOGGER.info / LOGGER.warning during the test (the handler writes to the real
+    stdout, which capsys does not see)."""
+    from utils.log import LOGGER  # noqa: PLC0415 (fixture-local: only tests that read the log need it)
+
+    lines = []
+    for level in ("info", "warning"):
+        original = getattr(LOGGER, level)
+
+        def record(msg, *args, _original=original, **kwargs):
+            lines.append(str(msg))
+            return _original(msg, *args, **kwargs)
+
+        monkeypatch.setattr(LOGGER, level, record)
+    return lines
+
+
+@pytest.fixture
+def logs():
+    """Messages of every level the 'yolov5' logger emits during the test (a handler on it)."""
+    import logging  # noqa: PLC0415
+
+    from utils.log import LOGGER  # noqa: PLC0415
+
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda r: records.append(r.getMessage())
+    LOGGER.addHandler(handler)
+    yield records
+    LOGGER.removeHandler(handler)

@@ -16,21 +16,3 @@ def cls_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def class_names():
     return sorted(CLASS_NAMES)
-
-
-@pytest.fixture
-def log_lines(monkeypatch):
-    """Messages logged through LOGGER.info / LOGGER.warning during the test (the handler writes to the real
-    stdout, which capsys does not see)."""
-    from utils.log import LOGGER  # noqa: PLC0415 (fixture-local: only tests that read the log need it)
-
-    lines = []
-    for level in ("info", "warning"):
-        original = getattr(LOGGER, level)
-
-        def record(msg, *args, _original=original, **kwargs):
-            lines.append(str(msg))
-            return _original(msg, *args, **kwargs)
-
-        monkeypatch.setattr(LOGGER, level, record)
-    return lines

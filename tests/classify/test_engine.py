@@ -99,11 +99,9 @@ def test_detection_weights_are_cut_and_validation_refuses_other_tasks(cls_data, 
 def test_tensorboard_event_file_holds_the_results_csv(trained):
     """TensorBoard by default: every results.csv column per epoch, train_images at the start, test_images at the end."""
     pytest.importorskip("tensorboard")
-    from tests.utils.tb_events import read_events
+    from tests.utils.tb_events import read_run
 
-    df = pd.read_csv(trained / "results.csv")
-    df.columns = [c.strip() for c in df.columns]
-    scalars, images = read_events(trained)
+    df, scalars, images = read_run(trained)
     assert sorted(scalars) == sorted(df.columns[1:])
     for tag in df.columns[1:]:
         np.testing.assert_allclose([v for _, v in scalars[tag]], df[tag], rtol=1e-4, atol=1e-9, err_msg=tag)

@@ -5,22 +5,16 @@ The .npz holds the model's state_dict (float32), the yaml, the input, the target
 our ComputeLoss can be run on exactly the same numbers.
 """
 
-import argparse
-import json
-
 import numpy as np
 import torch
 import yaml
+from reference_loss import parser, save, seeded
 from yolov5.models.yolo import Model
 from yolov5.utils.loss import ComputeLoss
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cfg", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--nc", type=int, default=3)
-    ap.add_argument("--imgsz", type=int, default=96)
+    ap = parser()
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--fl-gamma", type=float, default=0.0)
     opt = ap.parse_args()
@@ -28,15 +22,9 @@ def main():
     rng = np.random.default_rng(0)
     with open(opt.cfg) as f:
         cfg = yaml.safe_load(f)
-    model = Model(cfg, ch=3, nc=opt.nc)
-    with torch.no_grad():
-        for k, v in model.state_dict().items():
-            if v.dtype == torch.float32 and "anchors" not in k:
-                v.add_(torch.from_numpy(rng.normal(0, 0.02, tuple(v.shape)).astype(np.float32)))
     hyp = {"box": 0.05, "cls": 0.5, "cls_pw": 1.0, "obj": 1.0, "obj_pw": 1.0, "anchor_t": 4.0,
            "fl_gamma": opt.fl_gamma, "label_smoothing": opt.label_smoothing}
-    model.hyp = hyp
-    model.train()
+    model = seeded(Model(cfg, ch=3, nc=opt.nc), rng, hyp)
     x = torch.from_numpy(rng.random((2, 3, opt.imgsz, opt.imgsz), dtype=np.float32))
     n = 9
     t = np.zeros((n, 6), np.float32)
@@ -45,12 +33,8 @@ def main():
     t[:, 2:4] = rng.uniform(0.1, 0.9, (n, 2))
     t[:, 4:6] = rng.uniform(0.03, 0.6, (n, 2))
     t[0, 2:6] = [0.25, 0.5, 0.1, 0.1]  # on cell boundaries at every level
-    targets = torch.from_numpy(t)
-    pred = model(x)
-    loss, items = ComputeLoss(model)(pred, targets)
-    sd = {f"sd/{k}": v.detach().numpy() for k, v in model.state_dict().items()}
-    np.savez(opt.out, x=x.numpy(), targets=t, loss=loss.detach().numpy(), items=items.numpy(),
-             yaml=json.dumps(model.yaml), hyp=json.dumps(hyp), **sd)
+    loss, items = ComputeLoss(model)(model(x), torch.from_numpy(t))
+    save(opt.out, model, hyp, loss, items, x=x.numpy(), targets=t)
 
 
 if __name__ == "__main__":

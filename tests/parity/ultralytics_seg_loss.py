@@ -7,11 +7,9 @@ images reorder each image's targets by decreasing area, as its loader does). The
 (float32), the yaml, input, targets, masks, hyps and the loss values, so our loss can run on exactly the same numbers.
 """
 
-import argparse
-import json
-
 import numpy as np
 import torch
+from reference_loss import parser, save, seeded
 from yolov5.models.yolo import SegmentationModel
 from yolov5.utils.segment.dataloaders import polygons2masks, polygons2masks_overlap
 from yolov5.utils.segment.loss import ComputeLoss
@@ -45,34 +43,21 @@ def make_batch(rng, bs, imgsz, nc, ratio, overlap, per_image=(3, 5, 1)):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--cfg", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--nc", type=int, default=3)
-    ap.add_argument("--imgsz", type=int, default=96)
+    ap = parser()
     ap.add_argument("--mask-ratio", type=int, default=4)
     ap.add_argument("--no-overlap", action="store_true")
     opt = ap.parse_args()
     overlap = not opt.no_overlap
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = SegmentationModel(opt.cfg, ch=3, nc=opt.nc)
-    with torch.no_grad():
-        for k, v in model.state_dict().items():
-            if v.dtype == torch.float32 and "anchors" not in k:
-                v.add_(torch.from_numpy(rng.normal(0, 0.02, tuple(v.shape)).astype(np.float32)))
     hyp = {"box": 0.05, "cls": 0.5, "cls_pw": 1.0, "obj": 1.0, "obj_pw": 1.0, "anchor_t": 4.0, "fl_gamma": 0.0,
            "label_smoothing": 0.0}
-    model.hyp = hyp
-    model.train()
+    model = seeded(SegmentationModel(opt.cfg, ch=3, nc=opt.nc), rng, hyp)
     bs = 3
     x = torch.from_numpy(rng.random((bs, 3, opt.imgsz, opt.imgsz), dtype=np.float32))
     targets, masks = make_batch(rng, bs, opt.imgsz, opt.nc, opt.mask_ratio, overlap)
-    pred = model(x)
-    loss, items = ComputeLoss(model, overlap=overlap)(pred, torch.from_numpy(targets), torch.from_numpy(masks))
-    sd = {f"sd/{k}": v.detach().numpy() for k, v in model.state_dict().items()}
-    np.savez(opt.out, x=x.numpy(), targets=targets, masks=masks, loss=loss.detach().numpy(), items=items.numpy(),
-             yaml=json.dumps(model.yaml), hyp=json.dumps(hyp), overlap=overlap, **sd)
+    loss, items = ComputeLoss(model, overlap=overlap)(model(x), torch.from_numpy(targets), torch.from_numpy(masks))
+    save(opt.out, model, hyp, loss, items, x=x.numpy(), targets=targets, masks=masks, overlap=overlap)
 
 
 if __name__ == "__main__":

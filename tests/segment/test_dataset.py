@@ -1,7 +1,6 @@
 """The segmentation dataset and loader: batch layout, masks against polygons and boxes, overlap order, flips, the
 labels cache, bad polygon files, and equality with ultralytics' own segmentation dataset."""
 
-import logging
 import random
 import shutil
 import subprocess
@@ -19,7 +18,6 @@ from utils.data.augment import random_perspective
 from utils.data.dataset_yaml import check_dataset
 from utils.data.formats import img2label_paths, load_label_cache, verify_image_label
 from utils.data.synthetic import DATASETS, make_dataset
-from utils.log import LOGGER
 from utils.segment.dataloaders import create_dataloader
 from utils.segment.dataset import LoadImagesAndLabelsAndMasks
 from utils.segment.masks import polygons2masks, split_overlap_mask
@@ -31,16 +29,6 @@ NO_AUG = {"hsv_h": 0, "hsv_s": 0, "hsv_v": 0, "degrees": 0, "translate": 0, "sca
 @pytest.fixture(scope="module")
 def seg(tmp_path_factory):
     return check_dataset(make_dataset(tmp_path_factory.mktemp("seg") / "ds", 8, 4, 64, seed=0, task="segment"))
-
-
-@pytest.fixture
-def logs():
-    records = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = lambda r: records.append(r.getMessage())
-    LOGGER.addHandler(handler)
-    yield records
-    LOGGER.removeHandler(handler)
 
 
 def _hyp(**kw):

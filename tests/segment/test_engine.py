@@ -150,11 +150,9 @@ def test_tensorboard_event_file_holds_the_results_csv(trained):
     """TensorBoard by default: every results.csv column per epoch, then the final validation's metrics at step
     'epochs' and the result images at epoch + 1 (ultralytics' segmentation GenericLogger)."""
     pytest.importorskip("tensorboard")
-    from tests.utils.tb_events import read_events
+    from tests.utils.tb_events import read_run
 
-    df = pd.read_csv(trained / "results.csv")
-    df.columns = [c.strip() for c in df.columns]
-    scalars, images = read_events(trained)
+    df, scalars, images = read_run(trained)
     assert set(scalars) == set(df.columns[1:])
     for tag in df.columns[1:]:
         assert scalars[tag][0] == (0, pytest.approx(df[tag][0], rel=1e-4, abs=1e-9)), tag

@@ -1,6 +1,5 @@
 """The data layer: label checks, the labels cache, datasets, loaders (both worker counts), sources and dataset YAMLs."""
 
-import logging
 import math
 import os
 import pickle
@@ -26,21 +25,9 @@ from utils.data.formats import img2label_paths, load_label_cache, verify_image_l
 from utils.data.loaders import LoadImages, LoadStreams
 from utils.data.synthetic import make_dataset
 from utils.downloads import DownloadError
-from utils.log import LOGGER
 
 NO_AUG = {"hsv_h": 0, "hsv_s": 0, "hsv_v": 0, "degrees": 0, "translate": 0, "scale": 0, "shear": 0,
           "perspective": 0, "flipud": 0, "fliplr": 0, "mosaic": 0, "mixup": 0, "copy_paste": 0}
-
-
-@pytest.fixture
-def logs():
-    """Messages logged by the 'yolov5' logger during the test."""
-    records = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = lambda r: records.append(r.getMessage())
-    LOGGER.addHandler(handler)
-    yield records
-    LOGGER.removeHandler(handler)
 
 
 def _img(path, h, w, bgr=None, seed=0):

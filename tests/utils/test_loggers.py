@@ -16,23 +16,12 @@ pytest.importorskip("tensorboard")
 
 
 @pytest.fixture
-def log_lines(monkeypatch):
-    """Messages logged through LOGGER.info / LOGGER.warning during the test; the warn-once memory starts empty."""
-    from utils.log import LOGGER
-
-    lines = []
-    for level in ("info", "warning"):
-        original = getattr(LOGGER, level)
-
-        def record(msg, *args, _original=original, **kwargs):
-            lines.append(str(msg))
-            return _original(msg, *args, **kwargs)
-
-        monkeypatch.setattr(LOGGER, level, record)
+def log_lines(log_lines, monkeypatch):
+    """The shared log_lines (tests/conftest.py), with the warn-once memory empty and no tracker installed."""
     monkeypatch.setattr(remote, "_warned", set())
     for name in ("wandb", "clearml", "comet_ml"):  # a developer's own tracker set-up must not leak into the tests
         monkeypatch.setitem(sys.modules, name, None)
-    return lines
+    return log_lines
 
 
 # --------------------------------------------------------------------------------------------- a real training run

@@ -1,4 +1,4 @@
-"""What every inference runtime shares: the ``Runtime`` interface, its error, and the class-name parsers.
+"""What every inference runtime shares: the ``Runtime`` interface, its error, the recorded-task check, the name parsers.
 
 Why a module of its own: each weights format is one module of this package (pt, onnx, torchscript, ...) and they all
 build on these few names; keeping them here lets a format module import them without the package's ``__init__``
@@ -8,6 +8,7 @@ build on these few names; keeping them here lets a format module import them wit
 import ast
 from pathlib import Path
 
+from models.yolo import TASKS
 from utils.errors import UserError
 
 
@@ -29,6 +30,13 @@ class Runtime:
     def forward(self, im, augment=False, visualize=False):
         """Run a (b, 3, h, w) batch; return a tensor or numpy array, or a list/tuple of them."""
         raise NotImplementedError
+
+
+def known_task(path, task):
+    """``task`` (recorded in the file) if this build has it (models/yolo.py TASKS); else UnsupportedFormatError."""
+    if task not in TASKS:
+        raise UnsupportedFormatError(f"{path} holds a '{task}' model; this build runs {', '.join(TASKS)} models")
+    return task
 
 
 def require_file(path):

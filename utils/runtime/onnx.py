@@ -6,10 +6,9 @@ Why a module of its own: every weights format is one runtime module of utils/run
 
 import numpy as np
 
-from models.yolo import TASKS
 from utils.backend import to_numpy
 from utils.log import LOGGER
-from utils.runtime.base import Runtime, UnsupportedFormatError, literal_names, require_file
+from utils.runtime.base import Runtime, UnsupportedFormatError, known_task, literal_names, require_file
 
 
 def onnx_session(path, cuda=False):
@@ -47,9 +46,7 @@ def _recorded_task(path, meta, outputs):
     task = meta.get("task")
     if task is None:
         return task_from_outputs([o.type.tensor_type.shape.dim for o in outputs])
-    if task not in TASKS:
-        raise UnsupportedFormatError(f"{path} holds a '{task}' model; this build runs {', '.join(TASKS)} models")
-    return task
+    return known_task(path, task)
 
 
 class OnnxRuntime(Runtime):

@@ -8,7 +8,7 @@ import json
 
 from utils.backend.jit import TorchScriptUnavailableError, load_torchscript
 from utils.log import LOGGER
-from utils.runtime.base import Runtime, UnsupportedFormatError, as_names, require_file
+from utils.runtime.base import Runtime, UnsupportedFormatError, as_names, known_task, require_file
 
 
 class TorchScriptRuntime(Runtime):
@@ -26,7 +26,7 @@ class TorchScriptRuntime(Runtime):
         self.names = as_names(d.get("names"))
         self.fp16 = fp16
         self.module = module.half() if fp16 else module.float()
-        self.task = d.get("task", "detect")  # ultralytics' own files record no task: run as detection models
+        self.task = known_task(path, d.get("task", "detect"))  # ultralytics' files record none: detection models
 
     def forward(self, im, augment=False, visualize=False):
         """The traced model's output (augment/visualize are not part of a traced graph)."""
