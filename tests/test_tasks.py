@@ -26,12 +26,14 @@ def test_the_tables_name_the_same_tasks():
 def test_every_task_has_its_classes_and_scripts(task):
     from models.yolo import model_class_for, model_task
     from utils import cli
-    from utils.engine.tasks import BASES
+    from utils.engine.predictor import Predictor
+    from utils.engine.trainer import BaseTrainer
+    from utils.engine.validator import Validator
 
     models, scripts, engine, _ = _tables()
     row, names = engine[task], scripts[task]
     assert row.scripts is names  # the engine's scripts are the command line's row
-    for role, base in BASES.items():
+    for role, base in {"trainer": BaseTrainer, "validator": Validator, "predictor": Predictor}.items():
         cls = getattr(row, role)
         assert issubclass(cls, base) and cls.task == task, (role, cls)
     for role in ("train", "val", "predict"):

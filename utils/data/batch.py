@@ -10,7 +10,7 @@ A batch is a small typed record, one per kind of dataset, so every stage reads n
 They are named tuples: iterating or indexing gives the fields in that order, so code written against ultralytics'
 loaders (``for imgs, targets, paths, _ in loader``) keeps working, and the data loader's worker processes and
 pin_memory handle them as they handle tuples. A stage that changes a field makes a new record with ``_replace``
-(``batch._replace(img=batch.img.float() / 255)``): the loader's batch is never modified in place.
+(``batch._replace(img=batch.img.float() / 255)``) instead of adding keys to a shared container.
 """
 
 from typing import Any, NamedTuple, Union

@@ -15,10 +15,8 @@ from utils.engine.config import (ClassifyTrainConfig, ClassifyValConfig, DetectT
                                  SegmentTrainConfig, ValConfig)
 from utils.engine.detection import DetectionPredictor, DetectionTrainer, DetectionValidator
 from utils.engine.launch import train_main
-from utils.engine.predictor import Predictor
 from utils.engine.segmentation import SegmentationPredictor, SegmentationTrainer, SegmentationValidator
-from utils.engine.trainer import BaseTrainer
-from utils.engine.validator import STUDY_SIZES, Validator, val_main
+from utils.engine.validator import STUDY_SIZES, val_main
 from utils.files import ROOT
 
 
@@ -42,7 +40,6 @@ TASKS = {
     "classify": EngineTask(ClassificationTrainer, ClassifyTrainConfig, ClassificationValidator, ClassifyValConfig,
                            ClassificationPredictor, cli.TASKS["classify"], None),
 }
-BASES = {"trainer": BaseTrainer, "validator": Validator, "predictor": Predictor}  # what each row's classes extend
 
 
 # ------------------------------------------------------------------------------------------------------- training

@@ -43,8 +43,8 @@ from tqdm import tqdm
 from models.experimental import model_to_dict, strip_optimizer
 from utils import backend, checkpoint
 from utils.checkpoint.writer import CheckpointWriteError
-from utils.backend import (GradScaler, autocast, clip_grad_norm_, cuda_memory_reserved_gb, from_numpy,
-                           load_optimizer_state, optimizer_state)
+from utils.backend import (GradScaler, autocast, clip_grad_norm_, cuda_memory_reserved_gb, from_numpy, init_seeds,
+                           load_optimizer_state, nn, optimizer_state)
 from utils.autobatch import check_train_batch_size
 from utils.callbacks import Callbacks
 from utils.data.batch import AnyBatch, Tensor
@@ -57,7 +57,6 @@ from utils.log import LOGGER, TQDM_BAR_FORMAT, colorstr
 from utils.backend.distributed import average_gradients
 from utils.backend.fused import fused_paths
 from utils.backend.graph import OptimizerStepGraph, ddp_graphs_hang, optimizer_step_note, train_step_note
-from utils.backend import init_seeds, nn
 from utils.model_tools import de_parallel
 from utils.training import EarlyStopping, ModelEMA, smart_optimizer
 
